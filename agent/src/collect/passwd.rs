@@ -1,0 +1,66 @@
+//! `/etc/passwd`: the users the host knows, for uid → name and for homes.
+
+/// One account line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// Parses passwd text. Malformed lines are returned with their 1-based line
+/// number and a reason, never dropped silently.
+pub fn parse(text: &str) -> (Vec<Account>, Vec<(usize, String)>) {
+    let mut accounts = Vec::new();
+    let mut errors = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // NIS compat lines (+, -) carry no local account.
+        if line.starts_with('+') || line.starts_with('-') {
+            continue;
+        }
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() != 7 {
+            errors.push((
+                i + 1,
+                format!("expected 7 ':'-separated fields, found {}", f.len()),
+            ));
+            continue;
+        }
+        let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) else {
+            errors.push((
+                i + 1,
+                format!("uid {:?} or gid {:?} is not a number", f[2], f[3]),
+            ));
+            continue;
+        };
+        accounts.push(Account {
+            name: f[0].to_string(),
+            uid,
+            gid,
+            home: f[5].to_string(),
+            shell: f[6].to_string(),
+        });
+    }
+    (accounts, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_accounts_and_reports_bad_lines() {
+        let text = "root:x:0:0:root:/root:/bin/bash\r\n# c\n\nbad:line\nsvc:x:999:998::/srv/svc:/usr/sbin/nologin\n+::::::\nx:x:a:0::/:/bin/sh\n";
+        let (acc, errs) = parse(text);
+        assert_eq!(acc.len(), 2);
+        assert_eq!(acc[0].shell, "/bin/bash");
+        assert_eq!(acc[1].home, "/srv/svc");
+        assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![4, 7]);
+    }
+}

@@ -1,0 +1,13 @@
+//! Pieces shared by the driftwatch agent, collector and CLI: the identity
+//! model, PKI issuance, TLS configuration, config-file loading, logging and
+//! snapshot helpers. Nothing here does network IO of its own.
+
+pub mod config;
+pub mod identity;
+pub mod logging;
+pub mod pki;
+pub mod snapshot;
+pub mod time;
+pub mod tls;
+
+pub use driftwatch_proto as proto;
