@@ -3,3 +3,30 @@
 
 pub mod collect;
 pub mod hostfs;
+pub mod parse;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Test helpers shared by the parser and collector tests.
+
+    use std::path::PathBuf;
+
+    /// The shared real-world samples: `DRIFTWATCH_FIXTURES`, else
+    /// `../shared/fixtures` beside the repository. A missing corpus fails the
+    /// test (it must never silently skip).
+    pub fn fixtures_dir() -> PathBuf {
+        if let Ok(d) = std::env::var("DRIFTWATCH_FIXTURES") {
+            return PathBuf::from(d);
+        }
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+        assert!(d.is_dir(), "fixtures not found at {} (set DRIFTWATCH_FIXTURES)", d.display());
+        d
+    }
+
+    /// A fixture's text, e.g. `fixture("mdstat/procfs-linear.txt")`.
+    pub fn fixture(rel: &str) -> String {
+        let p = fixtures_dir().join(rel);
+        let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()));
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}

@@ -1,0 +1,2 @@
+//! Pure parsers: text in, typed values out. No IO, no clock. Each is tested
+//! on the real-world samples in `../shared/fixtures`.
