@@ -2,10 +2,16 @@
 //! collector. The binary in `src/bin` is a thin layer over this library.
 
 pub mod collect;
+pub mod config;
 pub mod hostfs;
 pub mod parse;
+pub mod report;
+pub mod run;
+pub mod spool;
+pub mod state;
 
 #[cfg(test)]
+#[allow(dead_code)] // until the fixture-driven parser tests land
 pub(crate) mod testutil {
     //! Test helpers shared by the parser and collector tests.
 
@@ -19,7 +25,11 @@ pub(crate) mod testutil {
             return PathBuf::from(d);
         }
         let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-        assert!(d.is_dir(), "fixtures not found at {} (set DRIFTWATCH_FIXTURES)", d.display());
+        assert!(
+            d.is_dir(),
+            "fixtures not found at {} (set DRIFTWATCH_FIXTURES)",
+            d.display()
+        );
         d
     }
 

@@ -1,4 +1,12 @@
 //! driftwatch collector and admin CLI. The binaries in `src/bin` are thin
 //! layers over this library.
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
 pub mod render;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod tls_incoming;

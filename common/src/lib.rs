@@ -2,6 +2,7 @@
 //! model, PKI issuance, TLS configuration, config-file loading, logging and
 //! snapshot helpers. Nothing here does network IO of its own.
 
+pub mod client;
 pub mod config;
 pub mod identity;
 pub mod logging;

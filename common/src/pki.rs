@@ -36,6 +36,10 @@ pub enum PkiError {
     #[error(
         "{path} already exists: refusing to overwrite a CA (use another --dir, or remove it deliberately)"
     )]
+    CaExists { path: PathBuf },
+    #[error(
+        "{path} already exists: refusing to overwrite a private key (remove it deliberately, or write elsewhere)"
+    )]
     AlreadyExists { path: PathBuf },
     #[error("cannot read {path}: {source} (run `driftwatch-collector pki init --dir DIR` first?)")]
     Read {
@@ -189,7 +193,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     for f in [CA_CERT, CA_KEY] {
         let path = dir.join(f);
         if path.exists() {
-            return Err(PkiError::AlreadyExists { path });
+            return Err(PkiError::CaExists { path });
         }
     }
     fs::create_dir_all(dir).map_err(|source| PkiError::Write {
@@ -294,7 +298,7 @@ mod tests {
             }
         }
         let err = init(dir.path(), &["localhost".into()]).unwrap_err();
-        assert!(matches!(err, PkiError::AlreadyExists { .. }), "{err}");
+        assert!(matches!(err, PkiError::CaExists { .. }), "{err}");
     }
 
     #[test]

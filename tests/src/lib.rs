@@ -1,1 +1,222 @@
+//! Harness for end-to-end tests: finds the built binaries, makes a PKI with
+//! the real `pki` commands, starts a collector on a free loopback port and
+//! runs the CLI against it. Processes are killed when their guard drops.
 
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A built binary of this workspace (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// Runs a command to completion, failing the test with its output if it
+/// does not exit 0.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{:?} failed ({}):\nstdout: {}\nstderr: {}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A PKI made by `driftwatch-collector pki init`.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn init(dir: &Path) -> Pki {
+        run_ok(
+            Command::new(bin("driftwatch-collector"))
+                .args(["pki", "init", "--dir"])
+                .arg(dir)
+                .args(["--server-name", "localhost", "--server-name", "127.0.0.1"]),
+        );
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// `pki issue`: returns (cert, key).
+    pub fn issue_host(&self, host_id: &str, out: &Path) -> (PathBuf, PathBuf) {
+        run_ok(
+            Command::new(bin("driftwatch-collector"))
+                .args(["pki", "issue", "--dir"])
+                .arg(&self.dir)
+                .args(["--host-id", host_id, "--out"])
+                .arg(out),
+        );
+        (out.join("agent.pem"), out.join("agent-key.pem"))
+    }
+}
+
+/// A running `driftwatch-collector serve`, killed on drop.
+pub struct CollectorProc {
+    pub child: Child,
+    pub port: u16,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl CollectorProc {
+    pub fn start(pki: &Pki, data_dir: &Path, port: Option<u16>) -> CollectorProc {
+        let port = port.unwrap_or_else(free_port);
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let child = Command::new(bin("driftwatch-collector"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .arg("--pki-dir")
+            .arg(&pki.dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start collector");
+        let c = CollectorProc {
+            child,
+            port,
+            url: format!("https://localhost:{port}"),
+            log,
+        };
+        c.wait_listening();
+        c
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "collector did not listen on {} within 20s; log:\n{}",
+            self.port,
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns whether it exited 0 within the timeout.
+    pub fn stop(mut self) -> bool {
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for CollectorProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The admin CLI preconfigured through the environment, as an operator
+/// would set it up.
+pub fn cli(pki: &Pki, url: &str) -> Command {
+    let mut c = Command::new(bin("driftwatch"));
+    c.env("DRIFTWATCH_COLLECTOR", url)
+        .env("DRIFTWATCH_CA", pki.ca())
+        .env("DRIFTWATCH_CERT", pki.dir.join("admin.pem"))
+        .env("DRIFTWATCH_KEY", pki.dir.join("admin-key.pem"))
+        .env("HOME", pki.dir.join("no-home"))
+        .stdin(Stdio::null());
+    c
+}
+
+/// `driftwatch <args> --json`, parsed.
+pub fn cli_json(pki: &Pki, url: &str, args: &[&str]) -> serde_json::Value {
+    let out = run_ok(cli(pki, url).args(args).arg("--json"));
+    serde_json::from_slice(&out.stdout).expect("CLI printed JSON")
+}
+
+/// `driftwatch-agent run --once` for a host certificate.
+pub fn agent_once(
+    url: &str,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    state: &Path,
+    extra: &[&str],
+) -> Output {
+    Command::new(bin("driftwatch-agent"))
+        .args(["run", "--once", "--collector", url, "--ca"])
+        .arg(ca)
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn agent")
+}
+
+/// Processes in /proc right now: the oracle for the process collector.
+pub fn proc_count() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count()
+}

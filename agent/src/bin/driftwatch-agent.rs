@@ -1,1 +1,222 @@
-fn main() {}
+//! `driftwatch-agent`: collects what this server runs and reports it.
+//! Thin: parse arguments, merge the config file, init logging, run the
+//! library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, Parser, Subcommand};
+use driftwatch_agent::collect::{Collectors, Context as CollectCtx};
+use driftwatch_agent::config::FileConfig;
+use driftwatch_agent::hostfs::HostFs;
+use driftwatch_agent::run::{self, DEFAULT_INTERVAL, DEFAULT_SPOOL_MAX_BYTES, RunConfig};
+use driftwatch_common::config::parse_label;
+use driftwatch_common::logging::{self, LogFormat};
+use driftwatch_common::time::parse_duration;
+use driftwatch_common::tls::ClientFiles;
+
+/// The driftwatch agent: reports processes, containers, SSH keys, logging
+/// configuration, RAID health and packages to a driftwatch collector over
+/// mutual TLS.
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch-agent", version, max_term_width = 100)]
+struct Cli {
+    /// Log format: human or json (logs go to stderr)
+    #[arg(long, global = true, default_value = "human", value_parser = LogFormat::parse)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Collect one snapshot and print it; no network
+    Collect {
+        /// Read the host filesystem mounted here instead of / (processes
+        /// always come from the agent's own PID namespace)
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Only these sections (repeatable); default all
+        #[arg(long = "section", short = 's')]
+        sections: Vec<String>,
+        /// Print the snapshot as JSON (field names are the proto's);
+        /// without it, a per-section summary
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report to the collector every interval (or once with --once)
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Config file (TOML); flags win over it
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Collector URL, e.g. https://collector.example:7443
+    #[arg(long)]
+    collector: Option<String>,
+    /// CA certificate the collector's certificate must chain to
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// This host's certificate (URI SAN driftwatch://host/ID)
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// This host's private key (mode 0600)
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Where the sequence counter and the spool live
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Read the host filesystem mounted here instead of /
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Time between reports, e.g. 30s, 5m (±10% jitter) [default: 60s]
+    #[arg(long)]
+    interval: Option<String>,
+    /// Label KEY=VALUE for this host (repeatable), e.g. group=web
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Only these sections (repeatable); default all
+    #[arg(long = "section", short = 's')]
+    sections: Vec<String>,
+    /// Most bytes of unacknowledged snapshots kept on disk [default: 64 MiB]
+    #[arg(long)]
+    spool_max_bytes: Option<u64>,
+    /// Report one snapshot and exit: 0 once acknowledged, 1 otherwise
+    #[arg(long)]
+    once: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, "info");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("driftwatch-agent: failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("driftwatch-agent: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Collect {
+            root,
+            sections,
+            json,
+        } => collect(root, sections, json).await,
+        Command::Run(args) => {
+            let once = args.once;
+            let cfg = run_config(*args)?;
+            if once {
+                run::run_once(cfg).await?;
+                Ok(())
+            } else {
+                run::run_forever(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn collect(root: PathBuf, sections: Vec<String>, json: bool) -> Result<()> {
+    let collectors = Collectors::new(&sections).map_err(anyhow::Error::msg)?;
+    let ctx = CollectCtx {
+        fs: HostFs::new(root),
+    };
+    let (_, snap) = run::collect_snapshot(collectors, ctx, &[]).await;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &snap).context("writing JSON")?;
+        use std::io::Write;
+        writeln!(out)?;
+    } else {
+        use std::io::Write;
+        for s in &snap.sections {
+            writeln!(
+                out,
+                "{:<12} {:<12} {:>8.1} ms  {}",
+                s.name,
+                s.status,
+                s.duration_us as f64 / 1000.0,
+                s.error
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn run_config(a: RunArgs) -> Result<RunConfig> {
+    let file: FileConfig = match &a.config {
+        Some(p) => driftwatch_common::config::load_toml(p)?,
+        None => FileConfig::default(),
+    };
+    let need = |v: Option<PathBuf>, flag: &str| {
+        v.ok_or_else(|| anyhow!("missing {flag}: pass it or set it in --config"))
+    };
+    let collector = a.collector.or(file.collector).ok_or_else(|| {
+        anyhow!("missing --collector https://HOST:PORT: pass it or set collector in --config")
+    })?;
+    let interval = match a.interval.or(file.interval) {
+        Some(s) => parse_duration(&s).map_err(anyhow::Error::msg)?,
+        None => DEFAULT_INTERVAL,
+    };
+    if interval < std::time::Duration::from_secs(1) {
+        return Err(anyhow!("--interval must be at least 1s"));
+    }
+    let mut labels: Vec<(String, String)> = file.labels.into_iter().collect();
+    labels.extend(a.labels);
+    for (k, v) in &labels {
+        parse_label(&format!("{k}={v}")).map_err(anyhow::Error::msg)?;
+    }
+    Ok(RunConfig {
+        collector,
+        files: ClientFiles {
+            ca: need(a.ca.or(file.ca), "--ca")?,
+            cert: Some(need(a.cert.or(file.cert), "--cert")?),
+            key: Some(need(a.key.or(file.key), "--key")?),
+        },
+        state_dir: need(a.state_dir.or(file.state_dir), "--state-dir")?,
+        root: a.root.or(file.root).unwrap_or_else(|| PathBuf::from("/")),
+        interval,
+        labels,
+        sections: if a.sections.is_empty() {
+            file.sections.unwrap_or_default()
+        } else {
+            a.sections
+        },
+        spool_max_bytes: a
+            .spool_max_bytes
+            .or(file.spool_max_bytes)
+            .unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -44,7 +44,7 @@ pub trait Collector: Send {
 /// Every section this agent knows, in report order.
 pub fn all() -> Vec<Box<dyn Collector>> {
     vec![
-        Box::new(host::HostCollector::default()),
+        Box::new(host::HostCollector),
         Box::new(processes::ProcessCollector::default()),
     ]
 }

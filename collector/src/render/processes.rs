@@ -7,7 +7,7 @@ pub fn render(p: &ProcessesSection, opts: &Options) -> String {
     let mut procs: Vec<_> = p.processes.iter().collect();
     match opts.sort {
         SortBy::Pid => procs.sort_by_key(|p| p.pid),
-        SortBy::Mem => procs.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes)),
+        SortBy::Mem => procs.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes)),
         SortBy::Cpu => procs.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent)),
     }
     let shown = if opts.limit > 0 {

@@ -1,0 +1,53 @@
+//! The agent's config file (`--config`, e.g. /etc/driftwatch/agent.toml).
+//! Every key is optional; command-line flags win.
+//!
+//! ```toml
+//! collector = "https://collector.example:7443"
+//! ca = "/etc/driftwatch/ca.pem"
+//! cert = "/var/lib/driftwatch/agent.pem"
+//! key = "/var/lib/driftwatch/agent-key.pem"
+//! state_dir = "/var/lib/driftwatch"
+//! interval = "60s"
+//! spool_max_bytes = 67108864
+//! sections = ["host", "processes"]   # default: all
+//! [labels]
+//! group = "web"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub collector: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    pub interval: Option<String>,
+    pub spool_max_bytes: Option<u64>,
+    pub sections: Option<Vec<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_and_typos_fail() {
+        let c: FileConfig = driftwatch_common::config::parse_toml(
+            "collector = \"https://c:7443\"\ninterval = \"10s\"\n[labels]\ngroup = \"web\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.labels.get("group").map(String::as_str), Some("web"));
+        let e =
+            driftwatch_common::config::parse_toml::<FileConfig>("colector = \"x\"").unwrap_err();
+        assert!(e.contains("colector"), "{e}");
+    }
+}

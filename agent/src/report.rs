@@ -1,0 +1,110 @@
+//! Building snapshots and delivering the spool to the collector.
+
+use std::time::Duration;
+
+use driftwatch_common::client::{ConnectError, connect, explain_status};
+use driftwatch_common::proto::agent_client::AgentClient;
+use driftwatch_common::proto::{ReportRequest, Snapshot};
+use driftwatch_common::tls::ClientFiles;
+use thiserror::Error;
+use tonic::transport::Channel;
+use tracing::{Instrument, debug, info_span};
+
+use crate::spool::{Spool, SpoolError};
+use crate::state::{StateDir, StateError};
+
+/// A report RPC never waits longer than this.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The agent's side of the wire: a lazily opened channel, reopened after
+/// any failure.
+pub struct Reporter {
+    url: String,
+    files: ClientFiles,
+    client: Option<AgentClient<Channel>>,
+}
+
+impl Reporter {
+    pub fn new(url: String, files: ClientFiles) -> Self {
+        Reporter {
+            url,
+            files,
+            client: None,
+        }
+    }
+
+    async fn client(&mut self) -> Result<&mut AgentClient<Channel>, ConnectError> {
+        if self.client.is_none() {
+            let ch = connect(&self.url, &self.files).await?;
+            self.client = Some(
+                AgentClient::new(ch)
+                    .max_decoding_message_size(16 << 20)
+                    .max_encoding_message_size(64 << 20),
+            );
+        }
+        Ok(self.client.as_mut().expect("set above"))
+    }
+
+    /// Sends one snapshot; Ok once the collector acknowledged it durably.
+    pub async fn send(&mut self, snap: Snapshot) -> Result<(), DeliverError> {
+        let seq = snap.seq;
+        let result = async {
+            let client = self.client().await?;
+            let mut req = tonic::Request::new(ReportRequest {
+                snapshot: Some(snap),
+            });
+            req.set_timeout(REPORT_TIMEOUT);
+            client.report(req).await.map_err(|s| {
+                DeliverError::Rejected(explain_status(&format!("report of snapshot {seq}"), &s))
+            })
+        }
+        .instrument(info_span!("rpc", method = "Report", seq))
+        .await;
+        match result {
+            Ok(ack) => {
+                debug!(seq, duplicate = ack.get_ref().duplicate, "acknowledged");
+                Ok(())
+            }
+            Err(e) => {
+                self.client = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends the spool oldest first, removing each entry once acknowledged.
+    /// Stops at the first failure so order is kept. Returns how many went.
+    pub async fn drain(
+        &mut self,
+        spool: &Spool,
+        state: &mut StateDir,
+    ) -> Result<usize, DeliverError> {
+        let mut sent = 0;
+        for entry in spool.entries()? {
+            let Some(snap) = spool.read(&entry)? else {
+                // Unreadable entry: dropping it is the only way forward; count it.
+                spool.remove(&entry)?;
+                state.add_dropped(1)?;
+                continue;
+            };
+            let dropped = snap.spool_dropped;
+            self.send(snap).await?;
+            spool.remove(&entry)?;
+            state.dropped_reported(dropped)?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}

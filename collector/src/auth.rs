@@ -1,0 +1,43 @@
+//! Per-RPC authorization from the verified client certificate. The TLS
+//! layer accepts clients without a certificate (enrollment needs that), so
+//! every RPC that needs an identity asks here.
+
+use driftwatch_common::identity::Identity;
+use tonic::Request;
+
+use crate::error::ServiceError;
+use crate::tls_incoming::PeerInfo;
+
+pub fn caller<T>(req: &Request<T>) -> Result<Identity, ServiceError> {
+    let cert = req
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.client_cert.clone())
+        .ok_or_else(|| {
+            ServiceError::Unauthenticated(
+                "no client certificate: this RPC needs a certificate issued by the collector's CA"
+                    .into(),
+            )
+        })?;
+    Identity::from_cert_der(&cert).map_err(|e| ServiceError::Unauthenticated(e.to_string()))
+}
+
+/// The host id of an agent certificate.
+pub fn require_host<T>(req: &Request<T>) -> Result<String, ServiceError> {
+    match caller(req)? {
+        Identity::Host(id) => Ok(id),
+        other => Err(ServiceError::PermissionDenied(format!(
+            "{other} may not report: this RPC needs a host certificate (driftwatch://host/ID)"
+        ))),
+    }
+}
+
+/// The operator name of an admin certificate.
+pub fn require_admin<T>(req: &Request<T>) -> Result<String, ServiceError> {
+    match caller(req)? {
+        Identity::Admin(name) => Ok(name),
+        other => Err(ServiceError::PermissionDenied(format!(
+            "{other} may not call admin RPCs: use an admin certificate (driftwatch-collector pki admin --name NAME)"
+        ))),
+    }
+}

@@ -1,0 +1,87 @@
+//! Where the CLI connects and with which certificate: flags, then the
+//! DRIFTWATCH_* environment (clap reads both), then
+//! `~/.config/driftwatch/cli.toml`.
+
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use driftwatch_common::tls::ClientFiles;
+use serde::Deserialize;
+use std::path::PathBuf;
+use tonic::transport::Channel;
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConnArgs {
+    /// Collector URL, e.g. https://collector.example:7443
+    #[arg(long, env = "DRIFTWATCH_COLLECTOR", global = true)]
+    pub collector: Option<String>,
+    /// CA certificate that signed the collector's certificate (ca.pem)
+    #[arg(long, env = "DRIFTWATCH_CA", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Admin client certificate (admin.pem)
+    #[arg(long, env = "DRIFTWATCH_CERT", global = true)]
+    pub cert: Option<PathBuf>,
+    /// Admin client private key (admin-key.pem, mode 0600)
+    #[arg(long, env = "DRIFTWATCH_KEY", global = true)]
+    pub key: Option<PathBuf>,
+    /// CLI config file [default: ~/.config/driftwatch/cli.toml]
+    #[arg(long = "cli-config", env = "DRIFTWATCH_CLI_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    collector: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+/// Settled connection settings.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub url: String,
+    pub files: ClientFiles,
+}
+
+impl ConnArgs {
+    pub fn resolve(&self) -> Result<Conn> {
+        let default_path =
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/driftwatch/cli.toml"));
+        let file: FileConfig = match (&self.config, default_path) {
+            (Some(p), _) => driftwatch_common::config::load_toml(p)?,
+            (None, Some(p)) if p.exists() => driftwatch_common::config::load_toml(&p)?,
+            _ => FileConfig::default(),
+        };
+        let url = self.collector.clone().or(file.collector).ok_or_else(|| {
+            anyhow!("no collector address: pass --collector https://HOST:PORT or set DRIFTWATCH_COLLECTOR")
+        })?;
+        let ca = self.ca.clone().or(file.ca).ok_or_else(|| {
+            anyhow!("no CA certificate: pass --ca FILE or set DRIFTWATCH_CA (the ca.pem from `driftwatch-collector pki init`)")
+        })?;
+        let cert = self.cert.clone().or(file.cert);
+        let key = self.key.clone().or(file.key);
+        match (&cert, &key) {
+            (Some(_), Some(_)) => {}
+            (None, _) => bail!(
+                "no client certificate: pass --cert/--key or set DRIFTWATCH_CERT and DRIFTWATCH_KEY"
+            ),
+            (Some(_), None) => bail!("no client key: pass --key or set DRIFTWATCH_KEY"),
+        }
+        Ok(Conn {
+            url,
+            files: ClientFiles { ca, cert, key },
+        })
+    }
+}
+
+impl Conn {
+    pub async fn channel(&self) -> Result<Channel> {
+        Ok(driftwatch_common::client::connect(&self.url, &self.files).await?)
+    }
+}
+
+/// A gRPC status as an error an operator can act on.
+pub fn explain_status(what: &str, s: &tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!(driftwatch_common::client::explain_status(what, s))
+}

@@ -1,0 +1,126 @@
+use std::io::Write;
+
+use anyhow::Result;
+use driftwatch_common::proto::admin_client::AdminClient;
+use driftwatch_common::proto::{GetHostRequest, HostSummary, ListHostsRequest};
+use driftwatch_common::time::{format_age, format_ms, now_ms};
+
+use super::conn::{Conn, explain_status};
+use crate::render::{self, table::Table};
+
+pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .list_hosts(ListHostsRequest {})
+        .await
+        .map_err(|s| explain_status("listing hosts", &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if resp.hosts.is_empty() {
+        writeln!(out, "no host has reported yet")?;
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut t = Table::new([
+        "HOST ID",
+        "HOSTNAME",
+        "OS",
+        "LABELS",
+        "LAST SEEN",
+        "SECTIONS",
+    ]);
+    for h in &resp.hosts {
+        t.row([
+            h.host_id.clone(),
+            h.hostname.clone(),
+            h.os.clone(),
+            labels(h),
+            format_age(h.last_seen_ms, now),
+            sections(h),
+        ]);
+    }
+    write!(out, "{}", t.render())?;
+    Ok(())
+}
+
+fn labels(h: &HostSummary) -> String {
+    h.labels
+        .iter()
+        .map(|l| format!("{}={}", l.key, l.value))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// "7 ok" when all is well; otherwise the sections that are not, named.
+fn sections(h: &HostSummary) -> String {
+    let ok = h.sections.iter().filter(|s| s.status == "ok").count();
+    let mut parts = vec![format!("{ok} ok")];
+    for s in h.sections.iter().filter(|s| s.status != "ok") {
+        let mark = if s.status == "error" { "!" } else { "" };
+        parts.push(format!("{mark}{}:{}", s.name, s.status));
+    }
+    parts.join(" ")
+}
+
+pub async fn show(
+    conn: &Conn,
+    host: &str,
+    sections: Vec<String>,
+    opts: &render::Options,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .get_host(GetHostRequest {
+            host: host.to_string(),
+            sections,
+        })
+        .await
+        .map_err(|s| explain_status(&format!("showing host {host}"), &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let h = resp.host.unwrap_or_default();
+    writeln!(out, "host     {} ({})", h.hostname, h.host_id)?;
+    writeln!(out, "os       {}", h.os)?;
+    writeln!(out, "labels   {}", labels(&h))?;
+    writeln!(
+        out,
+        "seen     first {}, last {} ({}), seq {}, {} snapshots stored",
+        format_ms(h.first_seen_ms),
+        format_ms(h.last_seen_ms),
+        format_age(h.last_seen_ms, now_ms()),
+        h.last_seq,
+        h.snapshots_stored
+    )?;
+    if h.spool_dropped_total > 0 {
+        writeln!(
+            out,
+            "! the agent's spool dropped {} snapshots while it could not report",
+            h.spool_dropped_total
+        )?;
+    }
+    let Some(snap) = resp.snapshot else {
+        writeln!(out, "no snapshot stored")?;
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "snapshot collected {} by agent {}",
+        format_ms(snap.collected_at_ms),
+        snap.agent_version
+    )?;
+    for s in &snap.sections {
+        writeln!(out)?;
+        write!(out, "{}", render::section(s, opts))?;
+    }
+    Ok(())
+}

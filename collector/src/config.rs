@@ -1,0 +1,122 @@
+//! The collector's config file (`driftwatch-collector serve --config F`).
+//! Every key is optional; flags win over the file; the result is validated
+//! into [`ServeConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use driftwatch_common::time::parse_duration;
+use serde::Deserialize;
+
+use crate::server::{DEFAULT_MAX_MESSAGE_BYTES, ServeConfig};
+use crate::tls_incoming::Limits;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
+
+/// Example:
+/// ```toml
+/// listen = "0.0.0.0:7443"
+/// data_dir = "/var/lib/driftwatch/collector"
+/// pki_dir = "/etc/driftwatch/pki"
+/// [limits]
+/// handshake_timeout = "10s"
+/// max_connections = 50000
+/// max_message_bytes = 16777216
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub pki_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub handshake_timeout: Option<String>,
+    pub max_handshakes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_message_bytes: Option<usize>,
+}
+
+/// What the command line said; `None` means "not given".
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub pki_dir: Option<PathBuf>,
+}
+
+pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> {
+    let listen_s = flags
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen: SocketAddr = listen_s
+        .parse()
+        .map_err(|_| format!("listen address {listen_s:?} is not HOST:PORT (e.g. 0.0.0.0:7443)"))?;
+    let data_dir = flags
+        .data_dir
+        .or(file.data_dir)
+        .ok_or("no data directory: pass --data-dir DIR or set data_dir in the config")?;
+    let pki_dir = flags
+        .pki_dir
+        .or(file.pki_dir)
+        .ok_or("no PKI directory: pass --pki-dir DIR or set pki_dir in the config")?;
+    let d = Limits::default();
+    let l = file.limits;
+    let limits = Limits {
+        handshake_timeout: l
+            .handshake_timeout
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .unwrap_or(d.handshake_timeout),
+        max_handshakes: l.max_handshakes.unwrap_or(d.max_handshakes).max(1),
+        max_connections: l.max_connections.unwrap_or(d.max_connections).max(1),
+    };
+    Ok(ServeConfig {
+        listen,
+        data_dir,
+        pki_dir,
+        limits,
+        max_message_bytes: l.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+        shutdown_grace: file
+            .shutdown_grace
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_and_errors_say_what_to_do() {
+        let file: FileConfig = driftwatch_common::config::parse_toml(
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"/d\"\npki_dir = \"/p\"\n[limits]\nhandshake_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let c = build(
+            file,
+            Overrides {
+                listen: Some("127.0.0.1:2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
+        let e = build(FileConfig::default(), Overrides::default()).unwrap_err();
+        assert!(e.contains("--data-dir"), "{e}");
+        assert!(driftwatch_common::config::parse_toml::<FileConfig>("lissen = 1").is_err());
+    }
+}

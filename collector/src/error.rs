@@ -1,0 +1,46 @@
+//! The one place where domain errors become gRPC statuses. Internal details
+//! are logged here and never sent to the client.
+
+use thiserror::Error;
+use tonic::Status;
+use tracing::error;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Status {
+        match e {
+            ServiceError::Unauthenticated(m) => Status::unauthenticated(m),
+            ServiceError::PermissionDenied(m) => Status::permission_denied(m),
+            ServiceError::NotFound(m) => Status::not_found(m),
+            ServiceError::InvalidArgument(m) => Status::invalid_argument(m),
+            ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::Store(e) => {
+                error!(error = %e, "storage failure");
+                Status::internal("collector storage failure; see the collector log")
+            }
+            ServiceError::Internal(m) => {
+                error!(error = %m, "internal error");
+                Status::internal("internal collector error; see the collector log")
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Building and running the collector: the library entry point the binary
+//! and the tests share.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftwatch_common::pki;
+use driftwatch_common::proto::admin_server::AdminServer;
+use driftwatch_common::proto::agent_server::AgentServer;
+use driftwatch_common::tls;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::service::State;
+use crate::service::admin::AdminService;
+use crate::service::agent::AgentService;
+use crate::store::{SledStore, Store, StoreError};
+use crate::tls_incoming::{self, Limits};
+
+/// Largest gRPC message accepted: a full snapshot of a busy host is a few
+/// hundred KiB; anything near this is garbage or an attack.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub pki_dir: PathBuf,
+    pub limits: Limits,
+    pub max_message_bytes: usize,
+    /// How long graceful shutdown waits for open RPCs.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("TLS setup from {dir}: {source}")]
+    Tls { dir: PathBuf, source: tls::TlsError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A collector bound to its port and ready to run.
+pub struct Collector {
+    config: ServeConfig,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: State,
+}
+
+impl Collector {
+    /// Loads certificates, opens storage and binds the port (port 0 picks a
+    /// free one: see [`Collector::local_addr`]).
+    pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
+        let dir = &config.pki_dir;
+        let tls_err = |source| ServeError::Tls {
+            dir: dir.clone(),
+            source,
+        };
+        let ca = tls::read_cert_file(&dir.join(pki::CA_CERT)).map_err(tls_err)?;
+        let cert = tls::read_cert_file(&dir.join(pki::SERVER_CERT)).map_err(tls_err)?;
+        let key = tls::read_key_file(&dir.join(pki::SERVER_KEY)).map_err(tls_err)?;
+        let tls = Arc::new(tls::server_config(&ca, &cert, &key).map_err(tls_err)?);
+        let data_dir = config.data_dir.clone();
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+                .await
+                .expect("open task")?,
+        );
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(Collector {
+            state: State::new(store),
+            config,
+            listener,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound socket")
+    }
+
+    /// Serves until `shutdown` resolves, then drains for at most
+    /// `shutdown_grace` and makes storage durable.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let addr = self.local_addr();
+        let max = self.config.max_message_bytes;
+        let incoming = tls_incoming::incoming(self.listener, self.tls, self.config.limits.clone());
+        let agent = AgentServer::new(AgentService {
+            state: self.state.clone(),
+        })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+        let admin = AdminServer::new(AdminService {
+            state: self.state.clone(),
+        })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = self.config.shutdown_grace;
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(64))
+            .timeout(Duration::from_secs(60))
+            .add_service(agent)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            });
+        info!(%addr, "collector listening");
+        let mut server = Box::pin(server);
+        tokio::select! {
+            r = &mut server => r?,
+            _ = shutdown => {
+                info!("shutting down: draining open requests");
+                let _ = stop_tx.send(());
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(r) => r?,
+                    Err(_) => warn!(grace_s = grace.as_secs(), "open connections outlived the grace period; closing them"),
+                }
+            }
+        }
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .expect("sync task")?;
+        info!("shutdown complete; storage synced");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
+        _ = int.recv() => info!(signal = "SIGINT", "signal received"),
+    }
+}

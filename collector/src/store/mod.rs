@@ -1,0 +1,58 @@
+//! Storage behind a trait: the services speak [`Store`]; only the adapter
+//! (sled today) knows the on-disk encoding.
+
+mod durable;
+mod sled_store;
+
+pub use durable::GroupCommit;
+pub use sled_store::SledStore;
+
+use driftwatch_common::proto::{HostSummary, Snapshot};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("storage io on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error(
+        "data dir {path} was written by schema version {found}, this collector understands {expected}: upgrade the collector"
+    )]
+    Schema {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("data dir {path} is in use by another collector (or not writable): {reason}")]
+    Locked { path: String, reason: String },
+}
+
+/// What became of a stored snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored,
+    /// (host, seq) was already stored: acknowledged again, not stored twice.
+    Duplicate,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Writes a snapshot for `host_id` received at `now_ms`. Not durable
+    /// until [`Store::sync`] returns.
+    fn put_snapshot(
+        &self,
+        host_id: &str,
+        snapshot: &Snapshot,
+        now_ms: i64,
+    ) -> Result<PutOutcome, StoreError>;
+    /// Makes every write so far durable (fsync'd).
+    fn sync(&self) -> Result<(), StoreError>;
+    fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
+    fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError>;
+    fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError>;
+}

@@ -1,0 +1,307 @@
+//! The sled adapter. Layout (schema version 1), every value prefixed with a
+//! one-byte encoding version:
+//! - `meta`:      "schema" → u32 BE
+//! - `hosts`:     host_id → HostSummary (prost)
+//! - `snapshots`: host_id 0x00 seq(u64 BE) → Snapshot (prost)
+//!
+//! Durability: sled's flush issues sync_file_range, not fsync (see
+//! ../shared/DEPENDENCIES.md), so [`SledStore::sync`] flushes and then
+//! fsyncs the files itself, including blob files sled creates for large
+//! values and the directories that gained entries.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use driftwatch_common::proto::{HostSummary, Snapshot};
+use driftwatch_common::snapshot::{host_section, section_statuses};
+use prost::Message;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{PutOutcome, Store, StoreError};
+
+const SCHEMA_VERSION: u32 = 1;
+const ENCODING_V1: u8 = 1;
+
+pub struct SledStore {
+    db: sled::Db,
+    dir: PathBuf,
+    meta: sled::Tree,
+    hosts: sled::Tree,
+    snapshots: sled::Tree,
+    synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+}
+
+fn io(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn encode<M: Message>(m: &M) -> Vec<u8> {
+    let mut v = Vec::with_capacity(m.encoded_len() + 1);
+    v.push(ENCODING_V1);
+    m.encode(&mut v).expect("Vec grows");
+    v
+}
+
+fn decode<M: Message + Default>(key: &[u8], v: &[u8]) -> Result<M, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    };
+    match v.split_first() {
+        Some((&ENCODING_V1, rest)) => M::decode(rest).map_err(|e| corrupt(e.to_string())),
+        Some((b, _)) => Err(corrupt(format!("unknown encoding version {b}"))),
+        None => Err(corrupt("empty value".into())),
+    }
+}
+
+fn snapshot_key(host_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(host_id.len() + 9);
+    k.extend_from_slice(host_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(ioe)
+                if ioe.kind() == std::io::ErrorKind::WouldBlock
+                    || ioe.raw_os_error() == Some(11) =>
+            {
+                StoreError::Locked {
+                    path: dir.display().to_string(),
+                    reason: ioe.to_string(),
+                }
+            }
+            other => StoreError::Sled(other),
+        })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema")? {
+            None => {
+                meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        path: dir.display().to_string(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        let store = SledStore {
+            hosts: db.open_tree("hosts")?,
+            snapshots: db.open_tree("snapshots")?,
+            meta,
+            db,
+            dir: dir.to_path_buf(),
+            synced_blobs: Mutex::new(HashSet::new()),
+        };
+        store.sync()?;
+        Ok(store)
+    }
+
+    fn fsync_path(&self, path: &Path) -> Result<(), StoreError> {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(path, e))
+    }
+}
+
+impl Store for SledStore {
+    fn put_snapshot(
+        &self,
+        host_id: &str,
+        snap: &Snapshot,
+        now_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
+        let key = snapshot_key(host_id, snap.seq);
+        let value = encode(snap);
+        let result = (&self.hosts, &self.snapshots).transaction(|(hosts, snapshots)| {
+            if snapshots.get(&key)?.is_some() {
+                return Ok(PutOutcome::Duplicate);
+            }
+            snapshots.insert(key.as_slice(), value.as_slice())?;
+            let mut h: HostSummary = match hosts.get(host_id.as_bytes())? {
+                Some(v) => {
+                    decode(host_id.as_bytes(), &v).map_err(ConflictableTransactionError::Abort)?
+                }
+                None => HostSummary {
+                    host_id: host_id.to_string(),
+                    first_seen_ms: now_ms,
+                    ..Default::default()
+                },
+            };
+            h.last_seen_ms = now_ms;
+            h.snapshots_stored += 1;
+            h.spool_dropped_total += snap.spool_dropped;
+            // An older snapshot arriving late (from a spool) does not
+            // overwrite what the newest one said.
+            if snap.seq >= h.last_seq {
+                h.last_seq = snap.seq;
+                h.labels = snap.labels.clone();
+                h.sections = section_statuses(snap);
+                if let Some(hs) = host_section(snap) {
+                    h.hostname = hs.hostname.clone();
+                    h.os = hs.os_pretty_name.clone();
+                }
+            }
+            hosts.insert(host_id.as_bytes(), encode(&h))?;
+            Ok(PutOutcome::Stored)
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.fsync_path(&self.dir.join("db"))?;
+        self.fsync_path(&self.dir.join("conf"))?;
+        let blobs = self.dir.join("blobs");
+        if blobs.is_dir() {
+            let mut synced = self.synced_blobs.lock().expect("not poisoned");
+            let mut present = HashSet::new();
+            let mut new_files = false;
+            for entry in std::fs::read_dir(&blobs).map_err(|e| io(&blobs, e))? {
+                let entry = entry.map_err(|e| io(&blobs, e))?;
+                let name = entry.file_name();
+                if !synced.contains(&name) {
+                    self.fsync_path(&entry.path())?;
+                    new_files = true;
+                }
+                present.insert(name);
+            }
+            if new_files {
+                self.fsync_path(&blobs)?;
+            }
+            *synced = present;
+        }
+        self.fsync_path(&self.dir)
+    }
+
+    fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
+        self.hosts
+            .iter()
+            .map(|r| {
+                let (k, v) = r?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError> {
+        self.hosts
+            .get(host_id.as_bytes())?
+            .map(|v| decode(host_id.as_bytes(), &v))
+            .transpose()
+    }
+
+    fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let mut prefix = host_id.as_bytes().to_vec();
+        prefix.push(0);
+        match self.snapshots.scan_prefix(&prefix).next_back() {
+            Some(r) => {
+                let (k, v) = r?;
+                decode(&k, &v).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        let _ = self.meta.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::{HostSection, Label, section::Body};
+    use driftwatch_common::snapshot::ok_section;
+
+    fn snap(seq: u64, hostname: &str) -> Snapshot {
+        Snapshot {
+            seq,
+            labels: vec![Label {
+                key: "group".into(),
+                value: "web".into(),
+            }],
+            sections: vec![ok_section(
+                "host",
+                Body::Host(HostSection {
+                    hostname: hostname.into(),
+                    ..Default::default()
+                }),
+                1,
+            )],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stores_dedups_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            assert_eq!(
+                s.put_snapshot("h1", &snap(1, "a"), 1000).unwrap(),
+                PutOutcome::Stored
+            );
+            assert_eq!(
+                s.put_snapshot("h1", &snap(2, "b"), 2000).unwrap(),
+                PutOutcome::Stored
+            );
+            assert_eq!(
+                s.put_snapshot("h1", &snap(2, "b"), 3000).unwrap(),
+                PutOutcome::Duplicate
+            );
+            // A late older snapshot is kept but does not rename the host.
+            assert_eq!(
+                s.put_snapshot("h1", &snap(0, "old"), 4000).unwrap(),
+                PutOutcome::Stored
+            );
+            s.sync().unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        let h = s.host("h1").unwrap().unwrap();
+        assert_eq!(
+            (h.hostname.as_str(), h.last_seq, h.snapshots_stored),
+            ("b", 2, 3)
+        );
+        assert_eq!((h.first_seen_ms, h.last_seen_ms), (1000, 4000));
+        assert_eq!(s.latest_snapshot("h1").unwrap().unwrap().seq, 2);
+        assert!(
+            s.latest_snapshot("h").unwrap().is_none(),
+            "prefix must not match h1"
+        );
+        assert_eq!(s.list_hosts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn large_snapshots_go_to_blobs_and_are_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let mut big = snap(1, "big");
+        big.agent_version = "x".repeat(600_000);
+        s.put_snapshot("h", &big, 1).unwrap();
+        s.sync().unwrap();
+        assert_eq!(
+            s.latest_snapshot("h").unwrap().unwrap().agent_version.len(),
+            600_000
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Opening a mutual-TLS gRPC channel to the collector: shared by the agent
+//! and the admin CLI so both say the same thing when it fails.
+
+use std::time::Duration;
+
+use thiserror::Error;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::tls::{ClientFiles, TlsError, client_config};
+
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error("invalid collector URL {0:?}: expected https://HOST:PORT")]
+    BadUrl(String),
+    #[error("collector URL {0:?} must start with https:// (driftwatch only speaks mutual TLS)")]
+    NotHttps(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(
+        "cannot reach the collector at {url}: {reason} (is `driftwatch-collector serve` running there, and does its certificate name {host}?)"
+    )]
+    Unreachable {
+        url: String,
+        host: String,
+        reason: String,
+    },
+}
+
+pub async fn connect(url: &str, files: &ClientFiles) -> Result<Channel, ConnectError> {
+    let uri: Uri = url.parse().map_err(|_| ConnectError::BadUrl(url.into()))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(ConnectError::NotHttps(url.into()));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| ConnectError::BadUrl(url.into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let tls = client_config(files, &host)?;
+    let unreachable = |reason: String| ConnectError::Unreachable {
+        url: url.into(),
+        host: host.clone(),
+        reason,
+    };
+    let endpoint = Endpoint::from(uri.clone())
+        .tls_config(tls)
+        .map_err(|e| unreachable(error_chain(&e)))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(error_chain(&e)))
+}
+
+/// Every cause in an error chain, joined: tonic's top-level transport error
+/// alone ("transport error") tells an operator nothing.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A status's message and its causes, without the Debug noise of
+/// `Status`'s own Display.
+fn status_chain(s: &tonic::Status) -> String {
+    let mut parts = vec![s.message().to_string()];
+    let mut cur = std::error::Error::source(s);
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A gRPC status as a sentence an operator can act on.
+pub fn explain_status(what: &str, s: &tonic::Status) -> String {
+    use tonic::Code;
+    let msg = s.message();
+    match s.code() {
+        Code::Unauthenticated => format!("{what}: the collector refused this client: {msg}"),
+        Code::PermissionDenied => format!("{what}: not allowed: {msg}"),
+        Code::NotFound | Code::InvalidArgument | Code::AlreadyExists | Code::FailedPrecondition => {
+            format!("{what}: {msg}")
+        }
+        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled => {
+            let chain = status_chain(s);
+            // In TLS 1.3 a server that rejects the client certificate does
+            // so after the client thinks the handshake is done, so the
+            // client only sees its connection drop.
+            let hint = if [
+                "broken pipe",
+                "connection reset",
+                "connection error",
+                "operation was canceled",
+            ]
+            .iter()
+            .any(|p| chain.contains(p))
+            {
+                " (the collector closed the connection: check that this certificate was issued by the collector's CA and is not revoked)"
+            } else {
+                ""
+            };
+            format!("{what}: collector unavailable: {chain}{hint}")
+        }
+        _ => format!("{what}: {:?}: {}", s.code(), status_chain(s)),
+    }
+}
