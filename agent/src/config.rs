@@ -10,6 +10,7 @@
 //! interval = "60s"
 //! spool_max_bytes = 67108864
 //! sections = ["host", "processes"]   # default: all
+//! enroll_token_file = "/etc/driftwatch/enroll-token"  # instead of cert/key
 //! [labels]
 //! group = "web"
 //! ```
@@ -31,6 +32,10 @@ pub struct FileConfig {
     pub interval: Option<String>,
     pub spool_max_bytes: Option<u64>,
     pub sections: Option<Vec<String>>,
+    /// Enrollment token (or a file holding it): used when the state dir
+    /// holds no identity yet, or the machine facts changed.
+    pub enroll_token: Option<String>,
+    pub enroll_token_file: Option<PathBuf>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }

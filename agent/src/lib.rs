@@ -2,8 +2,10 @@
 //! collector. The binary in `src/bin` is a thin layer over this library.
 
 pub mod collect;
+pub mod commands;
 pub mod config;
 pub mod hostfs;
+pub mod identity;
 pub mod parse;
 pub mod report;
 pub mod run;

@@ -45,6 +45,10 @@ impl Reporter {
         }
     }
 
+    pub fn files(&self) -> &ClientFiles {
+        &self.files
+    }
+
     async fn client(&mut self) -> Result<&mut AgentClient<Channel>, ConnectError> {
         if self.client.is_none() {
             let ch = connect(&self.url, &self.files).await?;

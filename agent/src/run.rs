@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::collect::{Collectors, Context};
 use crate::hostfs::HostFs;
+use crate::identity::{Identity, IdentityDir, IdentityError, TokenSource};
 use crate::report::{DeliverError, Reporter};
 use crate::spool::{Spool, SpoolError};
 use crate::state::{StateDir, StateError};
@@ -24,7 +25,9 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 << 20;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub collector: String,
-    pub files: ClientFiles,
+    /// CA the collector's certificate must chain to.
+    pub ca: PathBuf,
+    pub identity: IdentitySource,
     pub state_dir: PathBuf,
     pub root: PathBuf,
     pub interval: Duration,
@@ -33,8 +36,20 @@ pub struct RunConfig {
     pub spool_max_bytes: u64,
 }
 
+/// Where the host certificate comes from.
+#[derive(Debug, Clone)]
+pub enum IdentitySource {
+    /// Given by hand (`pki issue`): used as is.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Kept in the state dir, enrolled with a token when missing or when
+    /// the machine facts changed.
+    Enrolled(TokenSource),
+}
+
 #[derive(Debug, Error)]
 pub enum RunError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("{0}")]
     Sections(String),
     #[error(transparent)]
@@ -77,25 +92,80 @@ pub async fn collect_snapshot(
 
 struct Agent {
     cfg: RunConfig,
+    identity: Option<Identity>,
     state: StateDir,
     spool: Spool,
     reporter: Reporter,
     collectors: Option<Collectors>,
 }
 
+/// Resolves the identity before anything else touches the state dir: a
+/// re-enrollment sets the old spool and counters aside.
+pub async fn resolve_identity(
+    cfg: &RunConfig,
+) -> Result<(ClientFiles, Option<Identity>), RunError> {
+    match &cfg.identity {
+        IdentitySource::Files { cert, key } => Ok((
+            ClientFiles {
+                ca: cfg.ca.clone(),
+                cert: Some(cert.clone()),
+                key: Some(key.clone()),
+            },
+            None,
+        )),
+        IdentitySource::Enrolled(tokens) => {
+            std::fs::create_dir_all(&cfg.state_dir).map_err(|source| StateError::Io {
+                path: cfg.state_dir.clone(),
+                source,
+            })?;
+            let id = IdentityDir::new(&cfg.state_dir)
+                .ensure(&cfg.collector, &cfg.ca, tokens, &HostFs::new(&cfg.root))
+                .await?;
+            Ok((id.client_files(&cfg.ca), Some(id)))
+        }
+    }
+}
+
 impl Agent {
-    fn open(cfg: RunConfig) -> Result<Self, RunError> {
+    async fn open(cfg: RunConfig) -> Result<Self, RunError> {
         let collectors = Collectors::new(&cfg.sections).map_err(RunError::Sections)?;
+        let (files, identity) = resolve_identity(&cfg).await?;
         let state = StateDir::open(&cfg.state_dir)?;
         let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_bytes)?;
-        let reporter = Reporter::new(cfg.collector.clone(), cfg.files.clone());
+        let reporter = Reporter::new(cfg.collector.clone(), files);
         Ok(Agent {
             cfg,
+            identity,
             state,
             spool,
             reporter,
             collectors: Some(collectors),
         })
+    }
+
+    fn client_files(&self) -> ClientFiles {
+        self.reporter.files().clone()
+    }
+
+    /// Renews an enrolled certificate when due; a failure is logged and
+    /// retried next tick (the current certificate is still valid).
+    async fn renew_if_due(&mut self) {
+        let Some(current) = self.identity.clone() else {
+            return;
+        };
+        let dir = IdentityDir::new(&self.cfg.state_dir);
+        match dir
+            .renew_if_due(&self.cfg.collector, &self.cfg.ca, &current)
+            .await
+        {
+            Ok(Some(id)) => {
+                self.reporter =
+                    Reporter::new(self.cfg.collector.clone(), id.client_files(&self.cfg.ca));
+                self.identity = Some(id);
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "certificate renewal failed; will retry"),
+        }
     }
 
     /// Collects, numbers and spools one snapshot; returns its seq.
@@ -127,7 +197,8 @@ impl Agent {
 /// `--once`: one snapshot, delivered (with anything still spooled before
 /// it), or an error saying why not.
 pub async fn run_once(cfg: RunConfig) -> Result<u64, RunError> {
-    let mut agent = Agent::open(cfg)?;
+    let mut agent = Agent::open(cfg).await?;
+    agent.renew_if_due().await;
     let seq = agent.collect_and_spool().await?;
     let spool_dir = agent.cfg.state_dir.join("spool").display().to_string();
     agent
@@ -148,8 +219,12 @@ pub async fn run_forever(
     cfg: RunConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let mut agent = Agent::open(cfg)?;
+    let mut agent = Agent::open(cfg).await?;
     let interval = agent.cfg.interval;
+    let commands = tokio::spawn(crate::commands::hold_stream(
+        agent.cfg.collector.clone(),
+        agent.client_files(),
+    ));
     let max_backoff = interval.clamp(Duration::from_secs(1), Duration::from_secs(300));
     let mut backoff = Duration::from_secs(1);
     let mut next_collect = Instant::now();
@@ -161,11 +236,13 @@ pub async fn run_forever(
         tokio::select! {
             _ = &mut shutdown => {
                 info!("agent stopping");
+                commands.abort();
                 return Ok(());
             }
             _ = tokio::time::sleep_until(wake) => {}
         }
         if Instant::now() >= next_collect {
+            agent.renew_if_due().await;
             let seq = agent.collect_and_spool().await?;
             tracing::debug!(seq, "snapshot spooled");
             next_collect = Instant::now() + jittered(interval);
@@ -212,10 +289,10 @@ mod tests {
         let cfg = RunConfig {
             // Port 1 on loopback: nothing listens.
             collector: "https://127.0.0.1:1".into(),
-            files: ClientFiles {
-                ca: d.path().join("pki/ca.pem"),
-                cert: Some(d.path().join("pki/admin.pem")),
-                key: Some(d.path().join("pki/admin-key.pem")),
+            ca: d.path().join("pki/ca.pem"),
+            identity: IdentitySource::Files {
+                cert: d.path().join("pki/admin.pem"),
+                key: d.path().join("pki/admin-key.pem"),
             },
             state_dir: d.path().join("state"),
             root: "/".into(),

@@ -19,10 +19,18 @@ pub enum ServiceError {
     InvalidArgument(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<crate::tokens::TokenError> for ServiceError {
+    fn from(e: crate::tokens::TokenError) -> Self {
+        ServiceError::Unauthenticated(e.to_string())
+    }
 }
 
 impl From<ServiceError> for Status {
@@ -33,6 +41,7 @@ impl From<ServiceError> for Status {
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::InvalidArgument(m) => Status::invalid_argument(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ServiceError::Store(e) => {
                 error!(error = %e, "storage failure");
                 Status::internal("collector storage failure; see the collector log")

@@ -40,6 +40,8 @@ pub struct ServeConfig {
 pub enum ServeError {
     #[error("TLS setup from {dir}: {source}")]
     Tls { dir: PathBuf, source: tls::TlsError },
+    #[error("CA from {dir} (the collector signs enrollment CSRs with it): {source}")]
+    Ca { dir: PathBuf, source: pki::PkiError },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -85,8 +87,13 @@ impl Collector {
                     addr: config.listen,
                     source,
                 })?;
+        let ca = pki::Ca::load(dir).map_err(|source| ServeError::Ca {
+            dir: dir.clone(),
+            source,
+        })?;
+        let state = State::new(store, ca)?;
         Ok(Collector {
-            state: State::new(store),
+            state,
             config,
             listener,
             tls,

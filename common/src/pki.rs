@@ -160,6 +160,28 @@ impl Ca {
     }
 }
 
+/// A new private key and a CSR for it (PEM both). The collector ignores
+/// everything in the CSR but the public key, so it carries no names.
+pub fn new_key_and_csr() -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "driftwatch-agent");
+    let csr = params.serialize_request(&key)?.pem()?;
+    Ok((key.serialize_pem(), csr))
+}
+
+/// Seconds since the epoch when a PEM certificate stops being valid.
+pub fn not_after_ms(cert_pem: &str) -> Option<i64> {
+    let der = crate::tls::certs_from_pem(cert_pem.as_bytes())
+        .ok()?
+        .into_iter()
+        .next()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.timestamp() * 1000)
+}
+
 fn client_params(identity: &Identity, days: i64) -> Result<CertificateParams, PkiError> {
     let (Identity::Host(name) | Identity::Admin(name)) = identity;
     validate_name(name).map_err(PkiError::InvalidName)?;
@@ -312,6 +334,22 @@ mod tests {
         let host = Identity::Host("web-01".into());
         let (cert, _) = issue_client_files(dir.path(), &host, &out, AGENT_CERT, AGENT_KEY).unwrap();
         assert_eq!(identity_of_pem(&fs::read_to_string(cert).unwrap()), host);
+    }
+
+    #[test]
+    fn agent_made_csr_is_signed_for_the_given_host() {
+        let ca = Ca::generate("test").unwrap();
+        let (_key, csr) = new_key_and_csr().unwrap();
+        let issued = ca.sign_csr(&csr, &Identity::Host("h9".into()), 30).unwrap();
+        assert_eq!(
+            identity_of_pem(&issued.cert_pem),
+            Identity::Host("h9".into())
+        );
+        let left = not_after_ms(&issued.cert_pem).unwrap() - crate::time::now_ms();
+        assert!(
+            (29 * 86_400_000..=31 * 86_400_000).contains(&left),
+            "{left}"
+        );
     }
 
     #[test]

@@ -220,3 +220,31 @@ pub fn proc_count() -> usize {
         })
         .count()
 }
+
+/// A minimal fake host filesystem for `--root`: hostname, os-release and
+/// the machine facts identity is bound to.
+pub fn fake_root(dir: &Path, hostname: &str, machine_id: &str, product_uuid: &str) {
+    let w = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("etc/hostname", &format!("{hostname}\n"));
+    w(
+        "etc/os-release",
+        "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+    );
+    w("etc/machine-id", &format!("{machine_id}\n"));
+    w(
+        "sys/class/dmi/id/product_uuid",
+        &format!("{product_uuid}\n"),
+    );
+    w("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+}
+
+/// `driftwatch-agent <args>` with stdin closed.
+pub fn agent(args: &[&str]) -> Command {
+    let mut c = Command::new(bin("driftwatch-agent"));
+    c.args(args).stdin(Stdio::null());
+    c
+}

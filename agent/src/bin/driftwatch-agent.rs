@@ -10,11 +10,13 @@ use clap::{Args, Parser, Subcommand};
 use driftwatch_agent::collect::{Collectors, Context as CollectCtx};
 use driftwatch_agent::config::FileConfig;
 use driftwatch_agent::hostfs::HostFs;
-use driftwatch_agent::run::{self, DEFAULT_INTERVAL, DEFAULT_SPOOL_MAX_BYTES, RunConfig};
+use driftwatch_agent::identity::TokenSource;
+use driftwatch_agent::run::{
+    self, DEFAULT_INTERVAL, DEFAULT_SPOOL_MAX_BYTES, IdentitySource, RunConfig,
+};
 use driftwatch_common::config::parse_label;
 use driftwatch_common::logging::{self, LogFormat};
 use driftwatch_common::time::parse_duration;
-use driftwatch_common::tls::ClientFiles;
 
 /// The driftwatch agent: reports processes, containers, SSH keys, logging
 /// configuration, RAID health and packages to a driftwatch collector over
@@ -47,6 +49,9 @@ enum Command {
     },
     /// Report to the collector every interval (or once with --once)
     Run(Box<RunArgs>),
+    /// Enroll with a token and exit (run does this by itself when needed);
+    /// prints the host id
+    Enroll(Box<RunArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -60,12 +65,20 @@ struct RunArgs {
     /// CA certificate the collector's certificate must chain to
     #[arg(long)]
     ca: Option<PathBuf>,
-    /// This host's certificate (URI SAN driftwatch://host/ID)
-    #[arg(long)]
+    /// This host's certificate (URI SAN driftwatch://host/ID); without
+    /// --cert/--key the identity lives in the state dir (enrolled with a token)
+    #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
     /// This host's private key (mode 0600)
-    #[arg(long)]
+    #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
+    /// Enrollment token from `driftwatch tokens create` (prefer
+    /// --enroll-token-file: command lines are visible to other users)
+    #[arg(long, conflicts_with = "cert")]
+    enroll_token: Option<String>,
+    /// File holding the enrollment token
+    #[arg(long, conflicts_with = "cert")]
+    enroll_token_file: Option<PathBuf>,
     /// Where the sequence counter and the spool live
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -119,6 +132,19 @@ async fn real_main(cli: Cli) -> Result<()> {
             sections,
             json,
         } => collect(root, sections, json).await,
+        Command::Enroll(args) => {
+            let cfg = run_config(*args)?;
+            if matches!(cfg.identity, IdentitySource::Files { .. }) {
+                return Err(anyhow!(
+                    "enroll makes its own key and certificate: drop --cert/--key"
+                ));
+            }
+            let (_, id) = run::resolve_identity(&cfg).await?;
+            let id = id.expect("enrolled identity");
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{}", id.host_id)?;
+            Ok(())
+        }
         Command::Run(args) => {
             let once = args.once;
             let cfg = run_config(*args)?;
@@ -183,13 +209,22 @@ fn run_config(a: RunArgs) -> Result<RunConfig> {
     for (k, v) in &labels {
         parse_label(&format!("{k}={v}")).map_err(anyhow::Error::msg)?;
     }
+    let identity = match (a.cert.or(file.cert), a.key.or(file.key)) {
+        (Some(cert), Some(key)) => IdentitySource::Files { cert, key },
+        (None, None) => IdentitySource::Enrolled(TokenSource {
+            token: a.enroll_token.or(file.enroll_token),
+            file: a.enroll_token_file.or(file.enroll_token_file),
+        }),
+        _ => {
+            return Err(anyhow!(
+                "--cert and --key go together (or use neither, to enroll with a token)"
+            ));
+        }
+    };
     Ok(RunConfig {
         collector,
-        files: ClientFiles {
-            ca: need(a.ca.or(file.ca), "--ca")?,
-            cert: Some(need(a.cert.or(file.cert), "--cert")?),
-            key: Some(need(a.key.or(file.key), "--key")?),
-        },
+        ca: need(a.ca.or(file.ca), "--ca")?,
+        identity,
         state_dir: need(a.state_dir.or(file.state_dir), "--state-dir")?,
         root: a.root.or(file.root).unwrap_or_else(|| PathBuf::from("/")),
         interval,

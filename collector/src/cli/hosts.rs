@@ -2,7 +2,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use driftwatch_common::proto::admin_client::AdminClient;
-use driftwatch_common::proto::{GetHostRequest, HostSummary, ListHostsRequest};
+use driftwatch_common::proto::{GetHostRequest, HostSummary, ListHostsRequest, RevokeHostRequest};
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::{Conn, explain_status};
@@ -44,6 +44,29 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
         ]);
     }
     write!(out, "{}", t.render())?;
+    Ok(())
+}
+
+pub async fn revoke(conn: &Conn, host: &str, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .revoke_host(RevokeHostRequest {
+            host: host.to_string(),
+        })
+        .await
+        .map_err(|s| explain_status(&format!("revoking host {host}"), &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let h = resp.host.unwrap_or_default();
+    writeln!(
+        out,
+        "host {} ({}) revoked: its certificate is refused from now on; {} open stream(s) closed",
+        h.host_id, h.hostname, resp.streams_closed
+    )?;
     Ok(())
 }
 
@@ -101,6 +124,28 @@ pub async fn show(
         h.last_seq,
         h.snapshots_stored
     )?;
+    if h.revoked_ms > 0 {
+        writeln!(
+            out,
+            "! REVOKED {} by {}",
+            format_ms(h.revoked_ms),
+            h.revoked_by
+        )?;
+    }
+    if !h.previous_host_id.is_empty() {
+        writeln!(
+            out,
+            "lineage  re-enrolled from {} (its disk was cloned or its machine changed)",
+            h.previous_host_id
+        )?;
+    }
+    if !h.successor_host_ids.is_empty() {
+        writeln!(
+            out,
+            "lineage  cloned into {}",
+            h.successor_host_ids.join(", ")
+        )?;
+    }
     if h.spool_dropped_total > 0 {
         writeln!(
             out,

@@ -4,6 +4,7 @@
 
 pub mod conn;
 mod hosts;
+mod tokens;
 
 use std::io::Write;
 
@@ -34,14 +35,52 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List every host that has reported: id, hostname, OS, labels, last
-    /// seen, and the status of each section of its latest snapshot
-    Hosts,
+    /// List every host: id, hostname, OS, labels, last seen, and the status
+    /// of each section of its latest snapshot (`hosts revoke HOST` revokes)
+    Hosts {
+        #[command(subcommand)]
+        command: Option<HostsCommand>,
+    },
+    /// Enrollment tokens that let new machines get a host certificate
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Inspect one host
     Host {
         #[command(subcommand)]
         command: HostCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Revoke a host: its certificate is refused from now on, open agent
+    /// streams are closed at once, and it leaves peer statistics
+    Revoke {
+        /// Host id, or hostname when it names exactly one host
+        host: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once and stored only as a hash
+    Create {
+        /// Group label every host enrolled with it gets (group=G)
+        #[arg(long)]
+        group: String,
+        /// Lifetime, e.g. 1h, 7d (at most 366 days)
+        #[arg(long)]
+        ttl: String,
+        /// How many hosts may enroll with it (0 = unlimited until expiry)
+        #[arg(long, default_value_t = 0)]
+        uses: u32,
+    },
+    /// List tokens with their state (active, expired, used_up, revoked)
+    List,
+    /// Revoke a token by id: no further host can enroll with it
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,7 +115,17 @@ fn parse_sort(s: &str) -> Result<SortBy, String> {
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let conn = cli.conn.resolve()?;
     match cli.command {
-        Command::Hosts => hosts::list(&conn, cli.json, out).await,
+        Command::Hosts { command: None } => hosts::list(&conn, cli.json, out).await,
+        Command::Hosts {
+            command: Some(HostsCommand::Revoke { host }),
+        } => hosts::revoke(&conn, &host, cli.json, out).await,
+        Command::Tokens { command } => match command {
+            TokensCommand::Create { group, ttl, uses } => {
+                tokens::create(&conn, &group, &ttl, uses, cli.json, out).await
+            }
+            TokensCommand::List => tokens::list(&conn, cli.json, out).await,
+            TokensCommand::Revoke { id } => tokens::revoke(&conn, &id, cli.json, out).await,
+        },
         Command::Host {
             command:
                 HostCommand::Show {

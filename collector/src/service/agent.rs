@@ -1,33 +1,81 @@
+//! The Agent service: Report, Enroll, Renew, Commands.
+
+use std::pin::Pin;
+
+use driftwatch_common::identity::{Identity, validate_name};
 use driftwatch_common::proto::agent_server::Agent;
-use driftwatch_common::proto::{ReportAck, ReportRequest};
+use driftwatch_common::proto::{
+    Command, CommandResult, EnrollRequest, EnrollResponse, HostSummary, Label, RenewRequest,
+    RenewResponse, ReportAck, ReportRequest,
+};
 use driftwatch_common::time::now_ms;
-use tonic::{Request, Response, Status};
-use tracing::{Instrument, debug, info_span};
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::State;
-use crate::auth;
 use crate::error::ServiceError;
 use crate::store::PutOutcome;
+use crate::tls_incoming::PeerInfo;
+use crate::tokens;
 
 pub struct AgentService {
     pub state: State,
 }
 
+/// A readable, unique host id: the hostname (sanitized) and 6 random hex.
+pub fn new_host_id(hostname: &str) -> String {
+    let mut base: String = hostname
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    base = base.trim_matches('-').to_string();
+    if base.is_empty() {
+        base = "host".into();
+    }
+    let mut r = [0u8; 3];
+    SystemRandom::new()
+        .fill(&mut r)
+        .expect("system RNG available");
+    format!("{base}-{}", hex::encode(r))
+}
+
+fn not_after_ms(days: i64) -> i64 {
+    now_ms() + days * 86_400_000
+}
+
 #[tonic::async_trait]
 impl Agent for AgentService {
     async fn report(&self, req: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
-        let host_id = auth::require_host(&req)?;
+        let host_id = self.state.require_live_host(&req)?;
         let span = info_span!("rpc", method = "Report", host = %host_id);
         async move {
-            let mut snapshot = req.into_inner().snapshot.ok_or_else(|| {
-                ServiceError::InvalidArgument("report carries no snapshot".into())
-            })?;
+            let mut snapshot = req
+                .into_inner()
+                .snapshot
+                .ok_or_else(|| ServiceError::InvalidArgument("report carries no snapshot".into()))?;
             if snapshot.seq == 0 {
-                return Err(
-                    ServiceError::InvalidArgument("snapshot seq must start at 1".into()).into(),
-                );
+                return Err(ServiceError::InvalidArgument("snapshot seq must start at 1".into()).into());
             }
-            // Identity comes from the certificate, never from the message.
+            // Identity comes from the certificate, never from the message;
+            // a message that claims another host is refused outright.
+            if !snapshot.host_id.is_empty() && snapshot.host_id != host_id {
+                return Err(ServiceError::PermissionDenied(format!(
+                    "certificate is for host {host_id} but the snapshot claims host {}: an agent reports only as itself",
+                    snapshot.host_id
+                ))
+                .into());
+            }
             snapshot.host_id = host_id.clone();
             let seq = snapshot.seq;
             let id = host_id.clone();
@@ -37,11 +85,7 @@ impl Agent for AgentService {
                 .await?;
             // Acknowledge only once durable, also for a duplicate: its first
             // copy may still be in the batch being synced.
-            self.state
-                .commit
-                .commit()
-                .await
-                .map_err(ServiceError::Internal)?;
+            self.state.durable().await?;
             debug!(seq, ?outcome, "report stored");
             Ok(Response::new(ReportAck {
                 seq,
@@ -50,5 +94,128 @@ impl Agent for AgentService {
         }
         .instrument(span)
         .await
+    }
+
+    async fn enroll(
+        &self,
+        req: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let remote = req.extensions().get::<PeerInfo>().map(|p| p.remote);
+        let span = info_span!("rpc", method = "Enroll", remote = ?remote);
+        async move {
+            if let Some(addr) = remote
+                && let Err(wait) = self.state.enroll_limit.check(addr.ip(), now_ms())
+            {
+                warn!(%addr, "enrollment rate limit hit");
+                return Err(ServiceError::ResourceExhausted(format!(
+                    "too many enrollment attempts from {}: retry in {wait}s",
+                    addr.ip()
+                ))
+                .into());
+            }
+            let EnrollRequest { token, csr_pem, facts, previous_host_id } = req.into_inner();
+            let facts = facts.unwrap_or_default();
+            let token_id = tokens::id_of(&token).ok_or(tokens::TokenError::Invalid).map_err(ServiceError::from)?.to_string();
+            // Check the CSR before spending a token use on it.
+            let host_id = new_host_id(&facts.hostname);
+            self.state
+                .ca
+                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), 1)
+                .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+            let (tid, t) = (token_id.clone(), token.clone());
+            let record = self
+                .state
+                .blocking(move |s| s.consume_token(&tid, &t, now_ms()))
+                .await?
+                .map_err(ServiceError::from)?;
+            let days = self.state.enrolled_validity_days;
+            let issued = self
+                .state
+                .ca
+                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), days)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let labels = vec![Label { key: "group".into(), value: record.group.clone() }];
+            let previous = if validate_name(&previous_host_id).is_ok() { previous_host_id } else { String::new() };
+            let now = now_ms();
+            let host = HostSummary {
+                host_id: host_id.clone(),
+                hostname: facts.hostname.clone(),
+                labels: labels.clone(),
+                enrollment_labels: labels.clone(),
+                first_seen_ms: now,
+                enrolled_ms: now,
+                token_id: record.id.clone(),
+                facts: Some(facts),
+                previous_host_id: previous.clone(),
+                ..Default::default()
+            };
+            self.state.blocking(move |s| s.enroll_host(&host)).await?;
+            self.state.durable().await?;
+            info!(host = %host_id, token = %record.id, group = %record.group, previous = %previous, "host enrolled");
+            Ok(Response::new(EnrollResponse {
+                host_id,
+                cert_pem: issued.cert_pem,
+                not_after_ms: not_after_ms(days),
+                labels,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
+        let host_id = self.state.require_live_host(&req)?;
+        let RenewRequest { csr_pem, facts: _ } = req.into_inner();
+        let days = self.state.enrolled_validity_days;
+        let issued = self
+            .state
+            .ca
+            .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), days)
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+        info!(host = %host_id, "certificate renewed");
+        Ok(Response::new(RenewResponse {
+            cert_pem: issued.cert_pem,
+            not_after_ms: not_after_ms(days),
+        }))
+    }
+
+    type CommandsStream = Pin<Box<dyn Stream<Item = Result<Command, Status>> + Send + 'static>>;
+
+    async fn commands(
+        &self,
+        req: Request<Streaming<CommandResult>>,
+    ) -> Result<Response<Self::CommandsStream>, Status> {
+        let host_id = self.state.require_live_host(&req)?;
+        let (tx, rx) = mpsc::channel(16);
+        let id = self.state.streams.register(&host_id, tx);
+        let streams = self.state.streams.clone();
+        let mut inbound = req.into_inner();
+        tokio::spawn(
+            async move {
+                debug!("command stream open");
+                while let Ok(Some(result)) = inbound.message().await {
+                    debug!(command = %result.command_id, status = %result.status, "command result");
+                }
+                streams.unregister(&host_id, id);
+                debug!("command stream closed");
+            }
+            .instrument(info_span!("rpc", method = "Commands")),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_are_readable_unique_and_valid() {
+        let a = new_host_id("web-07.prod.example.com");
+        assert!(a.starts_with("web-07-prod-example-com-"), "{a}");
+        assert!(validate_name(&a).is_ok());
+        assert_ne!(a, new_host_id("web-07.prod.example.com"));
+        assert!(new_host_id("").starts_with("host-"));
+        assert!(validate_name(&new_host_id("ünï côde!!")).is_ok());
     }
 }

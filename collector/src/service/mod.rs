@@ -4,22 +4,68 @@
 pub mod admin;
 pub mod agent;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 
+use driftwatch_common::pki::Ca;
+use tonic::Request;
+
+use crate::auth;
 use crate::error::ServiceError;
+use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
+use crate::streams::Streams;
+
+/// Enrolled certificates live this long; agents renew when a third is left.
+pub const DEFAULT_ENROLLED_VALIDITY_DAYS: i64 = 30;
 
 /// What the services share.
 #[derive(Clone)]
 pub struct State {
     pub store: Arc<dyn Store>,
     pub commit: GroupCommit,
+    pub ca: Arc<Ca>,
+    /// Revoked host ids, loaded at start and kept in memory so the check on
+    /// every RPC costs no storage read.
+    pub revoked: Arc<RwLock<HashSet<String>>>,
+    pub streams: Arc<Streams>,
+    pub enroll_limit: Arc<RateLimiter>,
+    pub enrolled_validity_days: i64,
 }
 
 impl State {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, ca: Ca) -> Result<Self, crate::store::StoreError> {
+        let revoked = store
+            .list_hosts()?
+            .into_iter()
+            .filter(|h| h.revoked_ms > 0)
+            .map(|h| h.host_id)
+            .collect();
         let commit = GroupCommit::start(store.clone());
-        State { store, commit }
+        Ok(State {
+            store,
+            commit,
+            ca: Arc::new(ca),
+            revoked: Arc::new(RwLock::new(revoked)),
+            streams: Arc::new(Streams::default()),
+            enroll_limit: Arc::new(RateLimiter::new(30, 10)),
+            enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
+        })
+    }
+
+    pub fn is_revoked(&self, host_id: &str) -> bool {
+        self.revoked.read().expect("not poisoned").contains(host_id)
+    }
+
+    /// A host certificate whose host has not been revoked.
+    pub fn require_live_host<T>(&self, req: &Request<T>) -> Result<String, ServiceError> {
+        let host = auth::require_host(req)?;
+        if self.is_revoked(&host) {
+            return Err(ServiceError::PermissionDenied(format!(
+                "host {host} was revoked: its certificate is refused (re-enroll the machine to give it a new identity)"
+            )));
+        }
+        Ok(host)
     }
 
     /// Runs a store call on the blocking pool (sled does blocking IO).
@@ -33,5 +79,10 @@ impl State {
             .await
             .map_err(|e| ServiceError::Internal(format!("store task failed: {e}")))?
             .map_err(ServiceError::from)
+    }
+
+    /// Waits until everything written so far is durable.
+    pub async fn durable(&self) -> Result<(), ServiceError> {
+        self.commit.commit().await.map_err(ServiceError::Internal)
     }
 }

@@ -7,7 +7,9 @@ mod sled_store;
 pub use durable::GroupCommit;
 pub use sled_store::SledStore;
 
-use driftwatch_common::proto::{HostSummary, Snapshot};
+use driftwatch_common::proto::{HostSummary, Snapshot, Token};
+
+use crate::tokens::TokenError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -55,4 +57,28 @@ pub trait Store: Send + Sync + 'static {
     fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
     fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError>;
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    fn create_token(&self, token: &Token) -> Result<(), StoreError>;
+    fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
+    /// Marks a token revoked; None if there is no such token.
+    fn revoke_token(&self, id: &str, now_ms: i64) -> Result<Option<Token>, StoreError>;
+    /// Checks `presented` against token `id` and, if it may still enroll,
+    /// counts one use, atomically (two hosts racing for the last use of a
+    /// token cannot both win).
+    fn consume_token(
+        &self,
+        id: &str,
+        presented: &str,
+        now_ms: i64,
+    ) -> Result<Result<Token, TokenError>, StoreError>;
+    /// Records a newly enrolled host; links it as the successor of
+    /// `host.previous_host_id` when that host exists.
+    fn enroll_host(&self, host: &HostSummary) -> Result<(), StoreError>;
+    /// Marks a host revoked; None if there is no such host.
+    fn revoke_host(
+        &self,
+        host_id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<HostSummary>, StoreError>;
 }

@@ -3,6 +3,7 @@
 //! - `meta`:      "schema" → u32 BE
 //! - `hosts`:     host_id → HostSummary (prost)
 //! - `snapshots`: host_id 0x00 seq(u64 BE) → Snapshot (prost)
+//! - `tokens`:    token id → Token (prost; the secret only as a hash)
 //!
 //! Durability: sled's flush issues sync_file_range, not fsync (see
 //! ../shared/DEPENDENCIES.md), so [`SledStore::sync`] flushes and then
@@ -14,13 +15,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use driftwatch_common::proto::{HostSummary, Snapshot};
+use driftwatch_common::proto::{HostSummary, Label, Snapshot, Token};
 use driftwatch_common::snapshot::{host_section, section_statuses};
 use prost::Message;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{PutOutcome, Store, StoreError};
+use crate::tokens::{self, TokenError};
 
 const SCHEMA_VERSION: u32 = 1;
 const ENCODING_V1: u8 = 1;
@@ -31,6 +33,7 @@ pub struct SledStore {
     meta: sled::Tree,
     hosts: sled::Tree,
     snapshots: sled::Tree,
+    tokens: sled::Tree,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
 }
 
@@ -102,6 +105,7 @@ impl SledStore {
         let store = SledStore {
             hosts: db.open_tree("hosts")?,
             snapshots: db.open_tree("snapshots")?,
+            tokens: db.open_tree("tokens")?,
             meta,
             db,
             dir: dir.to_path_buf(),
@@ -149,7 +153,7 @@ impl Store for SledStore {
             // overwrite what the newest one said.
             if snap.seq >= h.last_seq {
                 h.last_seq = snap.seq;
-                h.labels = snap.labels.clone();
+                h.labels = merge_labels(&h.enrollment_labels, &snap.labels);
                 h.sections = section_statuses(snap);
                 if let Some(hs) = host_section(snap) {
                     h.hostname = hs.hostname.clone();
@@ -159,10 +163,7 @@ impl Store for SledStore {
             hosts.insert(host_id.as_bytes(), encode(&h))?;
             Ok(PutOutcome::Stored)
         });
-        result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })
+        result.map_err(tx_err)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -208,6 +209,99 @@ impl Store for SledStore {
             .transpose()
     }
 
+    fn create_token(&self, token: &Token) -> Result<(), StoreError> {
+        self.tokens.insert(token.id.as_bytes(), encode(token))?;
+        Ok(())
+    }
+
+    fn list_tokens(&self) -> Result<Vec<Token>, StoreError> {
+        self.tokens
+            .iter()
+            .map(|r| {
+                let (k, v) = r?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn revoke_token(&self, id: &str, now_ms: i64) -> Result<Option<Token>, StoreError> {
+        let Some(v) = self.tokens.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut t: Token = decode(id.as_bytes(), &v)?;
+        if t.revoked_ms == 0 {
+            t.revoked_ms = now_ms;
+            self.tokens.insert(id.as_bytes(), encode(&t))?;
+        }
+        Ok(Some(t))
+    }
+
+    fn consume_token(
+        &self,
+        id: &str,
+        presented: &str,
+        now_ms: i64,
+    ) -> Result<Result<Token, TokenError>, StoreError> {
+        self.tokens
+            .transaction(|tx| {
+                let Some(v) = tx.get(id.as_bytes())? else {
+                    return Ok(Err(TokenError::Invalid));
+                };
+                let mut t: Token =
+                    decode(id.as_bytes(), &v).map_err(ConflictableTransactionError::Abort)?;
+                if let Err(e) = tokens::check(&t, presented, now_ms) {
+                    return Ok(Err(e));
+                }
+                t.uses += 1;
+                tx.insert(id.as_bytes(), encode(&t))?;
+                Ok(Ok(t))
+            })
+            .map_err(tx_err)
+    }
+
+    fn enroll_host(&self, host: &HostSummary) -> Result<(), StoreError> {
+        self.hosts
+            .transaction(|tx| {
+                tx.insert(host.host_id.as_bytes(), encode(host))?;
+                let prev = host.previous_host_id.as_bytes();
+                if !prev.is_empty()
+                    && let Some(v) = tx.get(prev)?
+                {
+                    let mut p: HostSummary =
+                        decode(prev, &v).map_err(ConflictableTransactionError::Abort)?;
+                    if !p.successor_host_ids.contains(&host.host_id) {
+                        p.successor_host_ids.push(host.host_id.clone());
+                        tx.insert(prev, encode(&p))?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
+    fn revoke_host(
+        &self,
+        host_id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<HostSummary>, StoreError> {
+        self.hosts
+            .transaction(|tx| {
+                let Some(v) = tx.get(host_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut h: HostSummary =
+                    decode(host_id.as_bytes(), &v).map_err(ConflictableTransactionError::Abort)?;
+                if h.revoked_ms == 0 {
+                    h.revoked_ms = now_ms;
+                    h.revoked_by = by.to_string();
+                    tx.insert(host_id.as_bytes(), encode(&h))?;
+                }
+                Ok(Some(h))
+            })
+            .map_err(tx_err)
+    }
+
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let mut prefix = host_id.as_bytes().to_vec();
         prefix.push(0);
@@ -218,6 +312,26 @@ impl Store for SledStore {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// The labels an enrollment token gave win over what the agent says: the
+/// group is the operator's decision, not the host's.
+fn merge_labels(enrollment: &[Label], reported: &[Label]) -> Vec<Label> {
+    let mut out: Vec<Label> = reported
+        .iter()
+        .filter(|l| !enrollment.iter().any(|e| e.key == l.key))
+        .cloned()
+        .collect();
+    out.extend(enrollment.iter().cloned());
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
     }
 }
 
@@ -289,6 +403,67 @@ mod tests {
             "prefix must not match h1"
         );
         assert_eq!(s.list_hosts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn tokens_are_consumed_atomically_and_enrollment_labels_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let (tok, rec) = tokens::generate("web", 60_000, 1, "admin", 0);
+        s.create_token(&rec).unwrap();
+        assert_eq!(s.consume_token(&rec.id, &tok, 1).unwrap().unwrap().uses, 1);
+        assert!(matches!(
+            s.consume_token(&rec.id, &tok, 2).unwrap(),
+            Err(TokenError::UsedUp { .. })
+        ));
+        assert_eq!(
+            s.consume_token("00000000", &tok, 2).unwrap(),
+            Err(TokenError::Invalid)
+        );
+
+        let web = Label {
+            key: "group".into(),
+            value: "web".into(),
+        };
+        s.enroll_host(&HostSummary {
+            host_id: "h1".into(),
+            enrollment_labels: vec![web.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut sn = snap(1, "a");
+        sn.labels = vec![
+            Label {
+                key: "group".into(),
+                value: "db".into(),
+            },
+            Label {
+                key: "env".into(),
+                value: "prod".into(),
+            },
+        ];
+        s.put_snapshot("h1", &sn, 5).unwrap();
+        let h = s.host("h1").unwrap().unwrap();
+        let got: Vec<_> = h
+            .labels
+            .iter()
+            .map(|l| format!("{}={}", l.key, l.value))
+            .collect();
+        assert_eq!(got, vec!["env=prod", "group=web"]);
+
+        s.enroll_host(&HostSummary {
+            host_id: "h2".into(),
+            previous_host_id: "h1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.host("h1").unwrap().unwrap().successor_host_ids,
+            vec!["h2".to_string()]
+        );
+        let r = s.revoke_host("h1", "alice", 9).unwrap().unwrap();
+        assert_eq!((r.revoked_ms, r.revoked_by.as_str()), (9, "alice"));
+        assert!(s.revoke_host("nope", "alice", 9).unwrap().is_none());
     }
 
     #[test]

@@ -1,0 +1,108 @@
+use std::io::Write;
+
+use anyhow::Result;
+use driftwatch_common::proto::admin_client::AdminClient;
+use driftwatch_common::proto::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, Token};
+use driftwatch_common::time::{format_ms, parse_duration};
+
+use super::conn::{Conn, explain_status};
+use crate::render::table::Table;
+
+fn uses(t: &Token) -> String {
+    if t.uses_max == 0 {
+        format!("{}/unlimited", t.uses)
+    } else {
+        format!("{}/{}", t.uses, t.uses_max)
+    }
+}
+
+pub async fn create(
+    conn: &Conn,
+    group: &str,
+    ttl: &str,
+    max_uses: u32,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let ttl = parse_duration(ttl).map_err(anyhow::Error::msg)?;
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .create_token(CreateTokenRequest {
+            group: group.into(),
+            ttl_s: ttl.as_secs().max(1),
+            uses: max_uses,
+        })
+        .await
+        .map_err(|s| explain_status("creating a token", &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let info = resp.info.unwrap_or_default();
+    writeln!(out, "{}", resp.token)?;
+    writeln!(
+        out,
+        "\ntoken {} for group {:?}, expires {}, uses {}.\nThis is the only time the token is shown: store it now (e.g. in the image's agent config).",
+        info.id,
+        info.group,
+        format_ms(info.expires_ms),
+        uses(&info)
+    )?;
+    Ok(())
+}
+
+pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .list_tokens(ListTokensRequest {})
+        .await
+        .map_err(|s| explain_status("listing tokens", &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if resp.tokens.is_empty() {
+        writeln!(
+            out,
+            "no enrollment tokens: `driftwatch tokens create --group G --ttl 7d` makes one"
+        )?;
+        return Ok(());
+    }
+    let mut t = Table::new(["ID", "GROUP", "STATE", "USES", "CREATED", "EXPIRES", "BY"]);
+    for k in &resp.tokens {
+        t.row([
+            k.id.clone(),
+            k.group.clone(),
+            k.state.clone(),
+            uses(k),
+            format_ms(k.created_ms),
+            format_ms(k.expires_ms),
+            k.created_by.clone(),
+        ]);
+    }
+    write!(out, "{}", t.render())?;
+    Ok(())
+}
+
+pub async fn revoke(conn: &Conn, id: &str, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .revoke_token(RevokeTokenRequest { id: id.into() })
+        .await
+        .map_err(|s| explain_status(&format!("revoking token {id}"), &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "token {id} revoked: no further host can enroll with it (hosts already enrolled keep their identity)"
+        )?;
+    }
+    Ok(())
+}
