@@ -2,3 +2,4 @@
 //! on the real-world samples in `../shared/fixtures`.
 
 pub mod authorized_keys;
+pub mod sshd_config;
