@@ -73,15 +73,14 @@ fn rhel_config_with_includes_and_match_blocks() {
         blocks,
         vec![
             ("group chroot", 25, vec![26, 27, 29]),
-            ("group anything", 36, vec![37])
+            ("group anything", 36, vec![37, 38])
         ]
     );
     assert_eq!(s.match_blocks[0].settings[0].keyword, "this");
     assert_eq!(s.match_blocks[0].settings[0].value, "should be ignored");
-    // `don't look at this` has an unterminated quote: reported, not dropped.
-    assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
-    assert_eq!(s.problems[0].line, 38);
-    assert!(s.problems[0].reason.contains("unterminated quote"));
+    // `don't` is a (bad) keyword to sshd too: the quote is no quote there.
+    assert_eq!(s.match_blocks[1].settings[1].keyword, "don't");
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
 }
 
 #[test]
@@ -138,16 +137,23 @@ fn first_value_wins_case_and_equals_separator() {
         "/c",
         "permitrootlogin=No\nPERMITROOTLOGIN yes\nPasswordAuthentication = NO # trailing\n\
          AuthorizedKeysFile none\nAuthorizedKeysFile .ssh/x\n\
-         AuthorizedKeysCommand \"/usr/bin/get keys\" %u\nPubkeyAuthentication\n",
+         AuthorizedKeysCommand \"/usr/bin/get keys\" %u\nPubkeyAuthentication\n\
+         TrustedUserCAKeys \"/etc/ssh/ca keys\n",
     );
     assert_eq!(v(&s.permit_root_login), ("no", 1));
     assert_eq!(v(&s.password_authentication), ("no", 3));
     assert!(s.authorized_keys_patterns.is_empty());
     assert_eq!(v(&s.authorized_keys_file), ("none", 4));
     assert_eq!(v(&s.authorized_keys_command), ("/usr/bin/get keys %u", 6));
-    assert_eq!(s.problems.len(), 1);
+    assert_eq!(s.problems.len(), 2);
     assert_eq!(s.problems[0].line, 7);
     assert!(s.problems[0].reason.contains("no argument"));
+    assert_eq!(s.problems[1].line, 8);
+    assert_eq!(
+        s.problems[1].reason,
+        "TrustedUserCAKeys: unterminated quote"
+    );
+    assert!(s.trusted_user_ca_keys.is_none());
 }
 
 #[test]
