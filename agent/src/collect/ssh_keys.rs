@@ -45,14 +45,21 @@ pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
             "/etc/passwd is larger than {MAX_CONFIG_BYTES} bytes: later accounts not checked"
         ));
     }
-    let sshd = read_sshd(fs);
+    let mut sshd = read_sshd(fs);
+    sshd.trusted_user_ca_file = trusted_ca_file(fs, &sshd);
+    let patterns = key_patterns(&sshd);
     let mut files = Vec::new();
     for acct in &accounts {
         if !acct.home.starts_with('/') {
             continue;
         }
         let mut seen: Vec<String> = Vec::new();
-        for pattern in &sshd.authorized_keys_patterns {
+        for (pattern, criteria) in &patterns {
+            if let Some(c) = criteria
+                && !sshd_config::match_may_apply_to(c, &acct.name)
+            {
+                continue;
+            }
             let path = match sshd_config::expand_authorized_keys(
                 pattern, &acct.name, acct.uid, &acct.home,
             ) {
@@ -66,7 +73,11 @@ pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
                 continue;
             }
             seen.push(path.clone());
-            if let Some(f) = key_file(fs, acct, pattern, &path) {
+            let shown = match criteria {
+                Some(c) => format!("{pattern} (Match {c})"),
+                None => pattern.clone(),
+            };
+            if let Some(f) = key_file(fs, acct, &shown, &path) {
                 files.push(f);
             }
         }
@@ -77,6 +88,84 @@ pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
         files,
         errors,
     })
+}
+
+/// The global AuthorizedKeysFile patterns, then those set inside Match
+/// blocks with the block's criteria: sshd reads those for the connections
+/// the block matches, so their keys log in too.
+fn key_patterns(sshd: &SshdSettings) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = sshd
+        .authorized_keys_patterns
+        .iter()
+        .map(|p| (p.clone(), None))
+        .collect();
+    for m in &sshd.match_blocks {
+        for s in &m.settings {
+            if s.keyword.eq_ignore_ascii_case("authorizedkeysfile")
+                && !s.value.eq_ignore_ascii_case("none")
+            {
+                for p in s.value.split_whitespace() {
+                    out.push((p.to_string(), Some(m.criteria.clone())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The CA keys sshd trusts for user certificates: a certificate any of
+/// them signed logs in as its principals, so they are keys to audit too.
+fn trusted_ca_file(fs: &HostFs, sshd: &SshdSettings) -> Option<AuthorizedKeysFile> {
+    let path = sshd.trusted_user_ca_keys.as_ref()?.value.clone();
+    if path.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    let mut f = AuthorizedKeysFile {
+        path: path.clone(),
+        pattern: "TrustedUserCAKeys".into(),
+        ..Default::default()
+    };
+    match fs.read_file(&path, MAX_KEY_FILE_BYTES) {
+        Ok(t) => {
+            f.owner_uid = t.uid;
+            f.owner_gid = t.gid;
+            f.mode = t.mode;
+            f.size_bytes = t.size;
+            push_mode_flags(&mut f.flags, "file", t.mode, t.uid == 0);
+            if t.truncated {
+                f.flags.push("truncated".into());
+            }
+            if t.lossy {
+                f.flags.push("non_utf8".into());
+            }
+            f.flags.sort();
+            let parsed = authorized_keys::parse(whole_lines(&t));
+            f.keys = parsed.keys;
+            f.malformed = parsed.malformed;
+        }
+        Err(e) => {
+            f.flags.push(
+                if matches!(e, FsError::NotRegular { .. }) {
+                    "not_regular"
+                } else {
+                    "unreadable"
+                }
+                .into(),
+            );
+            f.error = e.to_string();
+        }
+    }
+    Some(f)
+}
+
+/// A cut file ends mid-line: only whole lines are parsed (the `truncated`
+/// flag says why the rest is missing).
+fn whole_lines(t: &FileText) -> &str {
+    if t.truncated {
+        t.text.rfind('\n').map_or("", |i| &t.text[..=i])
+    } else {
+        &t.text
+    }
 }
 
 /// The effective sshd settings, or sshd's defaults with a note when the
@@ -193,13 +282,7 @@ fn key_file(
     dir_flags(fs, &anchor, &rel, in_home, &mut f.flags, &ok_owner);
     f.flags.sort();
     f.flags.dedup();
-    // A cut file ends mid-line: parse whole lines only, the flag says why.
-    let text = if t.truncated {
-        t.text.rfind('\n').map_or("", |i| &t.text[..=i])
-    } else {
-        &t.text
-    };
-    let parsed = authorized_keys::parse(text);
+    let parsed = authorized_keys::parse(whole_lines(&t));
     f.keys = parsed.keys;
     f.malformed = parsed.malformed;
     Some(f)

@@ -333,6 +333,66 @@ fn fill_defaults(s: &mut SshdSettings) {
     }
 }
 
+/// Could a `Match` block with these criteria apply to `user`? Only the
+/// `User` criterion is judged (sshd's pattern lists: `*`, `?`, `!` negation,
+/// commas); blocks that also or only test groups, addresses or hosts are
+/// assumed to apply, so no key file is missed.
+pub fn match_may_apply_to(criteria: &str, user: &str) -> bool {
+    let words: Vec<&str> = criteria.split_whitespace().collect();
+    let mut i = 0;
+    while i < words.len() {
+        let kw = words[i].to_ascii_lowercase();
+        if kw == "all" || kw == "canonical" || kw == "final" {
+            i += 1;
+            continue;
+        }
+        let Some(list) = words.get(i + 1) else {
+            return true;
+        };
+        if kw == "user" && !pattern_list_matches(list, user) {
+            return false;
+        }
+        i += 2;
+    }
+    true
+}
+
+fn pattern_list_matches(list: &str, name: &str) -> bool {
+    let mut any = false;
+    for p in list.split(',') {
+        match p.strip_prefix('!') {
+            Some(neg) if wildcard(neg, name) => return false,
+            Some(_) => {}
+            None => any |= wildcard(p, name),
+        }
+    }
+    any
+}
+
+/// `*` and `?` wildcards, as sshd's match_pattern.
+fn wildcard(p: &str, s: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (p.chars().collect(), s.chars().collect());
+    // Classic two-pointer match with backtracking to the last `*`.
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 /// Expands an AuthorizedKeysFile pattern for one user, as sshd does:
 /// `%h` home, `%u` user name, `%U` numeric uid, `%%` a percent sign; a
 /// relative result is relative to the home.

@@ -13,8 +13,15 @@ pub fn render(s: &SshKeysSection) -> String {
     if let Some(sshd) = &s.sshd {
         out.push_str(&settings(sshd));
     }
-    out.push_str(&keys_table(&s.files));
-    out.push_str(&findings(&s.files));
+    let files: Vec<&AuthorizedKeysFile> = s
+        .sshd
+        .as_ref()
+        .and_then(|d| d.trusted_user_ca_file.as_ref())
+        .into_iter()
+        .chain(&s.files)
+        .collect();
+    out.push_str(&keys_table(&files));
+    out.push_str(&findings(&files));
     for e in &s.errors {
         out.push_str(&format!("! {e}\n"));
     }
@@ -112,7 +119,12 @@ fn options_cell(k: &AuthorizedKey) -> String {
     clip(&s.join(","), 80)
 }
 
-fn keys_table(files: &[AuthorizedKeysFile]) -> String {
+/// The user a file belongs to; the TrustedUserCAKeys file has none.
+fn who(f: &AuthorizedKeysFile) -> &str {
+    if f.user.is_empty() { "(CA)" } else { &f.user }
+}
+
+fn keys_table(files: &[&AuthorizedKeysFile]) -> String {
     let count: usize = files.iter().map(|f| f.keys.len()).sum();
     let mut t = Table::new([
         "USER",
@@ -133,7 +145,7 @@ fn keys_table(files: &[AuthorizedKeysFile]) -> String {
                 "!"
             };
             t.row([
-                format!("{mark}{}", f.user),
+                format!("{mark}{}", who(f)),
                 f.path.clone(),
                 k.line.to_string(),
                 k.label.clone(),
@@ -147,7 +159,7 @@ fn keys_table(files: &[AuthorizedKeysFile]) -> String {
     format!("{count} keys in {} files\n{}", files.len(), t.render())
 }
 
-fn findings(files: &[AuthorizedKeysFile]) -> String {
+fn findings(files: &[&AuthorizedKeysFile]) -> String {
     let mut out = String::new();
     for f in files {
         if !f.flags.is_empty() {
@@ -159,14 +171,14 @@ fn findings(files: &[AuthorizedKeysFile]) -> String {
             out.push_str(&format!(
                 "! {} ({}): {}: {}\n",
                 f.path,
-                f.user,
+                who(f),
                 f.flags.join(", "),
                 detail
             ));
         }
         for k in &f.keys {
             for p in &k.problems {
-                out.push_str(&format!("! {}:{} ({}): {p}\n", f.path, k.line, f.user));
+                out.push_str(&format!("! {}:{} ({}): {p}\n", f.path, k.line, who(f)));
             }
         }
         for m in &f.malformed {
@@ -174,7 +186,7 @@ fn findings(files: &[AuthorizedKeysFile]) -> String {
                 "! {}:{} ({}): malformed: {}: {}\n",
                 f.path,
                 m.line,
-                f.user,
+                who(f),
                 m.reason,
                 clip(&m.text, 60)
             ));
@@ -246,6 +258,18 @@ mod tests {
                     8,
                 ),
                 pubkey_authentication: set("PubkeyAuthentication", "yes", "", 0),
+                trusted_user_ca_file: Some(AuthorizedKeysFile {
+                    path: "/etc/ssh/ca.pub".into(),
+                    pattern: "TrustedUserCAKeys".into(),
+                    keys: vec![AuthorizedKey {
+                        line: 1,
+                        label: "ED25519".into(),
+                        bits: 256,
+                        fingerprint: "SHA256:ca".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
                 authorized_keys_command: set(
                     "AuthorizedKeysCommand",
                     "/usr/bin/keys %u",
@@ -299,7 +323,8 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("[cert id=julius principals=host1]"), "{out}");
-        assert!(out.contains("2 keys in 2 files"), "{out}");
+        assert!(out.contains("3 keys in 3 files"), "{out}");
+        assert!(out.contains("(CA)    /etc/ssh/ca.pub"), "{out}");
         assert!(
             out.contains("! /srv/alice/.ssh/authorized_keys:4 (alice): unknown option"),
             "{out}"

@@ -90,14 +90,14 @@ fn host() -> Host {
         r,
         "/etc/ssh/sshd_config",
         "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\nPasswordAuthentication yes\n\
-         Match User svc\n  PasswordAuthentication yes\n",
+         Match User svc\n  PasswordAuthentication yes\n  AuthorizedKeysFile /etc/ssh/svc_keys/%u\n",
         0o644,
     );
     write(
         r,
         "/etc/ssh/sshd_config.d/10-keys.conf",
         "AuthorizedKeysFile %h/.ssh/authorized_keys /etc/ssh/authorized_keys/%u .ssh/keys_%U\n\
-         PasswordAuthentication no\n",
+         PasswordAuthentication no\nTrustedUserCAKeys /etc/ssh/user_ca.pub\n",
         0o644,
     );
     let ed = pubkey("openssh-ed25519_1.pub");
@@ -166,6 +166,10 @@ fn host() -> Host {
         format!("restrict,command=\"/usr/bin/backup\" {ed} backup\n"),
         0o644,
     );
+    write(r, "/etc/ssh/user_ca.pub", format!("# CA\n{sk}\n"), 0o644);
+    // Keys for the Match User svc block only: alice's is not sshd's business.
+    write(r, "/etc/ssh/svc_keys/svc", format!("{rsa} deploy\n"), 0o644);
+    write(r, "/etc/ssh/svc_keys/alice", format!("{rsa}\n"), 0o644);
     // mallory: a file owned by neither her nor root.
     mkdir(r, "/home/mallory/.ssh", 0o700);
     write(
@@ -233,6 +237,19 @@ fn fake_host_tree_field_by_field() {
     assert_eq!(sshd.match_blocks.len(), 1);
     assert_eq!(sshd.match_blocks[0].criteria, "User svc");
     assert!(sshd.problems.is_empty(), "{:?}", sshd.problems);
+    let ca = sshd.trusted_user_ca_file.as_ref().expect("CA keys read");
+    assert_eq!(
+        (ca.path.as_str(), ca.pattern.as_str()),
+        ("/etc/ssh/user_ca.pub", "TrustedUserCAKeys")
+    );
+    assert_eq!(fps(ca), vec![(2, SK1)]);
+    // sshd wants it root-owned; a non-root test run owns it itself.
+    let want: Vec<&str> = if h.me == 0 {
+        vec![]
+    } else {
+        vec!["file_bad_owner"]
+    };
+    assert_eq!(ca.flags, want);
 
     assert_eq!(
         s.errors,
@@ -345,6 +362,11 @@ fn fake_host_tree_field_by_field() {
         vec!["restrict", "command"]
     );
     assert_eq!(v.keys[0].comment, "ED25519 test key #1 backup");
+
+    let sv = file(&s, "/etc/ssh/svc_keys/svc");
+    assert_eq!(sv.pattern, "/etc/ssh/svc_keys/%u (Match User svc)");
+    assert_eq!(fps(sv), vec![(1, RSA1)]);
+    assert!(s.files.iter().all(|f| f.path != "/etc/ssh/svc_keys/alice"));
 
     let m = file(&s, "/home/mallory/.ssh/authorized_keys");
     assert_eq!(m.flags, vec!["file_bad_owner"]);

@@ -266,3 +266,19 @@ fn never_panics() {
         let _ = expand_authorized_keys(&t, "u", 1, "/h");
     }
 }
+
+#[test]
+fn match_user_criteria() {
+    let m = match_may_apply_to;
+    assert!(m("User git", "git"));
+    assert!(!m("User git", "alice"));
+    assert!(m("User git*,ad?in", "admin"));
+    assert!(!m("User *,!root", "root"));
+    assert!(m("User *,!root", "bob"));
+    assert!(!m("user GIT", "git"), "user names are case-sensitive");
+    // Not judged: assumed to apply.
+    assert!(m("Group admins", "alice"));
+    assert!(m("Address 10.0.0.0/8 User alice", "alice"));
+    assert!(!m("Address 10.0.0.0/8 User alice", "bob"));
+    assert!(m("User", "x"));
+}
