@@ -406,6 +406,32 @@ fn crlf_leading_space_comments_blank_and_bad_lines() {
 }
 
 #[test]
+fn cert_authority_principals_and_fido_options() {
+    let sk = fixture("ssh/pubkeys/openssh-ecdsa_sk1.pub");
+    let text = format!(
+        "cert-authority,no-touch-required,principals=\"user_a,user_b\" ssh-ed25519 {ED} ca\n\
+         verify-required,environment=\"A=b c\" {}",
+        sk.trim_end()
+    );
+    let p = parse(&text);
+    assert!(p.malformed.is_empty(), "{:?}", p.malformed);
+    assert_eq!(
+        opts(&p.keys[0]),
+        vec![
+            ("cert-authority", ""),
+            ("no-touch-required", ""),
+            ("principals", "user_a,user_b")
+        ]
+    );
+    assert_eq!(
+        opts(&p.keys[1]),
+        vec![("verify-required", ""), ("environment", "A=b c")]
+    );
+    assert_eq!(p.keys[1].label, "ECDSA-SK");
+    assert!(p.keys.iter().all(|k| k.problems.is_empty()));
+}
+
+#[test]
 fn never_panics_on_arbitrary_bytes() {
     // A cheap fuzz: every prefix of a tricky line, and shuffled bytes.
     let line =
