@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use driftwatch_common::proto::{AuthorizedKeysFile, SshKeysSection, SshdSettings, section::Body};
-use tracing::debug;
 
 use super::{Collector, Context, SectionError, passwd};
 use crate::hostfs::{FileText, FsError, HostFs, MAX_CONFIG_BYTES};
@@ -218,18 +217,14 @@ fn load_includes(fs: &HostFs, pattern: &str) -> Vec<sshd_config::Loaded> {
     fs.glob(pattern)
         .into_iter()
         .map(|path| {
-            let text = match fs.read_file(&path, MAX_CONFIG_BYTES) {
-                Ok(t) => match read_note(&t) {
-                    // Still use what was read; the note goes with the file.
-                    Some(why) => {
-                        debug!(path = %path, reason = %why, "include read partially");
-                        Ok(t.text)
-                    }
-                    None => Ok(t.text),
-                },
-                Err(e) => Err(e.to_string()),
+            let (text, note) = match fs.read_file(&path, MAX_CONFIG_BYTES) {
+                Ok(t) => {
+                    let note = read_note(&t);
+                    (Ok(t.text), note)
+                }
+                Err(e) => (Err(e.to_string()), None),
             };
-            sshd_config::Loaded { path, text }
+            sshd_config::Loaded { path, text, note }
         })
         .collect()
 }

@@ -142,6 +142,8 @@ pub struct Loaded {
     pub path: String,
     /// The text, or why it could not be read.
     pub text: Result<String, String>,
+    /// Read, but with a caveat worth reporting (truncated, not UTF-8).
+    pub note: Option<String>,
 }
 
 /// Makes an Include pattern absolute (relative ones are under /etc/ssh).
@@ -216,6 +218,9 @@ fn walk(
                                 format!("more than {MAX_CONFIG_FILES} config files included; {} not read", f.path),
                             ));
                             continue;
+                        }
+                        if let Some(n) = f.note {
+                            s.problems.push(problem(&f.path, 0, n));
                         }
                         match f.text {
                             Ok(t) => walk(s, &f.path, &t, current, depth + 1, load),

@@ -166,6 +166,8 @@ fn host() -> Host {
         format!("restrict,command=\"/usr/bin/backup\" {ed} backup\n"),
         0o644,
     );
+    // A directory where an included file should be: a problem, not a failure.
+    mkdir(r, "/etc/ssh/sshd_config.d/99-dir.conf", 0o755);
     write(r, "/etc/ssh/user_ca.pub", format!("# CA\n{sk}\n"), 0o644);
     // Keys for the Match User svc block only: alice's is not sshd's business.
     write(r, "/etc/ssh/svc_keys/svc", format!("{rsa} deploy\n"), 0o644);
@@ -236,7 +238,9 @@ fn fake_host_tree_field_by_field() {
     assert_eq!(sshd.permit_root_login.as_ref().unwrap().value, "no");
     assert_eq!(sshd.match_blocks.len(), 1);
     assert_eq!(sshd.match_blocks[0].criteria, "User svc");
-    assert!(sshd.problems.is_empty(), "{:?}", sshd.problems);
+    assert_eq!(sshd.problems.len(), 1, "{:?}", sshd.problems);
+    assert_eq!(sshd.problems[0].file, "/etc/ssh/sshd_config.d/99-dir.conf");
+    assert!(sshd.problems[0].reason.contains("not a regular file"));
     let ca = sshd.trusted_user_ca_file.as_ref().expect("CA keys read");
     assert_eq!(
         (ca.path.as_str(), ca.pattern.as_str()),

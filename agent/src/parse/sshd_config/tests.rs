@@ -168,19 +168,23 @@ fn includes_are_followed_in_place_and_inside_match() {
                     text: Ok(
                         "PasswordAuthentication no\nMatch User x\nPermitRootLogin yes\n".into(),
                     ),
+                    note: Some("holds bytes that are not UTF-8".into()),
                 },
                 Loaded {
                     path: "/etc/ssh/sshd_config.d/20-b.conf".into(),
                     text: Err("not a regular file".into()),
+                    note: None,
                 },
             ],
             "/etc/ssh/cond.conf" => vec![Loaded {
                 path: p.into(),
                 text: Ok("PubkeyAuthentication no\n".into()),
+                note: None,
             }],
             "/etc/ssh/loop.conf" => vec![Loaded {
                 path: p.into(),
                 text: Ok("Include loop.conf\n".into()),
+                note: None,
             }],
             _ => vec![],
         }
