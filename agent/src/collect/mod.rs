@@ -8,6 +8,7 @@
 pub mod host;
 pub mod passwd;
 pub mod processes;
+pub mod ssh_keys;
 
 use std::time::Instant;
 
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Collector>> {
     vec![
         Box::new(host::HostCollector),
         Box::new(processes::ProcessCollector::default()),
+        Box::new(ssh_keys::SshKeysCollector),
     ]
 }
 

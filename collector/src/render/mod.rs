@@ -3,6 +3,7 @@
 
 pub mod host;
 pub mod processes;
+pub mod ssh_keys;
 pub mod table;
 
 use driftwatch_common::proto::{Section, section::Body};
@@ -33,6 +34,7 @@ pub fn section(s: &Section, opts: &Options) -> String {
     let body = match &s.body {
         Some(Body::Host(h)) => host::render(h),
         Some(Body::Processes(p)) => processes::render(p, opts),
+        Some(Body::SshKeys(k)) => ssh_keys::render(k),
         Some(_) => String::from("(no table view for this section yet: use --json)\n"),
         None => String::new(),
     };

@@ -1,0 +1,364 @@
+//! The `ssh_keys` section: every authorized_keys file sshd would read for
+//! every account with a home (system accounts included), per the sshd
+//! configuration, and the sshd settings that decide who logs in how.
+//!
+//! Key files are read with [`HostFs::read_user_file`]: a symlinked file or
+//! `.ssh` is reported as a finding and never followed, and reads are bounded.
+
+use std::path::Path;
+
+use driftwatch_common::proto::{AuthorizedKeysFile, SshKeysSection, SshdSettings, section::Body};
+
+use super::{Collector, Context, SectionError, passwd};
+use crate::hostfs::{FileText, FsError, HostFs, MAX_CONFIG_BYTES};
+use crate::parse::{authorized_keys, sshd_config};
+
+/// Larger key files are cut here and flagged `truncated`.
+pub const MAX_KEY_FILE_BYTES: u64 = 1 << 20;
+pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
+
+#[derive(Default)]
+pub struct SshKeysCollector;
+
+impl Collector for SshKeysCollector {
+    fn name(&self) -> &'static str {
+        "ssh_keys"
+    }
+
+    fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {
+        collect_ssh_keys(&ctx.fs).map(Body::SshKeys)
+    }
+}
+
+pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
+    let pw = fs
+        .read_file("/etc/passwd", MAX_CONFIG_BYTES)
+        .map_err(|e| SectionError::Failed(format!("cannot list users: {e}")))?;
+    let (accounts, bad) = passwd::parse(&pw.text);
+    let mut errors: Vec<String> = bad
+        .into_iter()
+        .map(|(line, why)| format!("/etc/passwd line {line}: {why}"))
+        .collect();
+    if pw.truncated {
+        errors.push(format!(
+            "/etc/passwd is larger than {MAX_CONFIG_BYTES} bytes: later accounts not checked"
+        ));
+    }
+    let mut sshd = read_sshd(fs);
+    sshd.trusted_user_ca_file = trusted_ca_file(fs, &sshd);
+    let patterns = key_patterns(&sshd);
+    let mut files = Vec::new();
+    for acct in &accounts {
+        if !acct.home.starts_with('/') {
+            continue;
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (pattern, criteria) in &patterns {
+            if let Some(c) = criteria
+                && !sshd_config::match_may_apply_to(c, &acct.name)
+            {
+                continue;
+            }
+            let path = match sshd_config::expand_authorized_keys(
+                pattern, &acct.name, acct.uid, &acct.home,
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(format!("AuthorizedKeysFile for {}: {e}", acct.name));
+                    continue;
+                }
+            };
+            if seen.contains(&path) {
+                continue;
+            }
+            seen.push(path.clone());
+            let shown = match criteria {
+                Some(c) => format!("{pattern} (Match {c})"),
+                None => pattern.clone(),
+            };
+            if let Some(f) = key_file(fs, acct, &shown, &path) {
+                files.push(f);
+            }
+        }
+    }
+    files.sort_by(|a, b| (&a.user, &a.path, a.uid).cmp(&(&b.user, &b.path, b.uid)));
+    Ok(SshKeysSection {
+        sshd: Some(sshd),
+        files,
+        errors,
+    })
+}
+
+/// The global AuthorizedKeysFile patterns, then those set inside Match
+/// blocks with the block's criteria: sshd reads those for the connections
+/// the block matches, so their keys log in too.
+fn key_patterns(sshd: &SshdSettings) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = sshd
+        .authorized_keys_patterns
+        .iter()
+        .map(|p| (p.clone(), None))
+        .collect();
+    for m in &sshd.match_blocks {
+        for s in &m.settings {
+            if s.keyword.eq_ignore_ascii_case("authorizedkeysfile")
+                && !s.value.eq_ignore_ascii_case("none")
+            {
+                for p in s.value.split_whitespace() {
+                    out.push((p.to_string(), Some(m.criteria.clone())));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The CA keys sshd trusts for user certificates: a certificate any of
+/// them signed logs in as its principals, so they are keys to audit too.
+fn trusted_ca_file(fs: &HostFs, sshd: &SshdSettings) -> Option<AuthorizedKeysFile> {
+    let path = sshd.trusted_user_ca_keys.as_ref()?.value.clone();
+    if path.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    let mut f = AuthorizedKeysFile {
+        path: path.clone(),
+        pattern: "TrustedUserCAKeys".into(),
+        ..Default::default()
+    };
+    match fs.read_file(&path, MAX_KEY_FILE_BYTES) {
+        Ok(t) => {
+            f.owner_uid = t.uid;
+            f.owner_gid = t.gid;
+            f.mode = t.mode;
+            f.size_bytes = t.size;
+            push_mode_flags(&mut f.flags, "file", t.mode, t.uid == 0);
+            if t.truncated {
+                f.flags.push("truncated".into());
+            }
+            if t.lossy {
+                f.flags.push("non_utf8".into());
+            }
+            f.flags.sort();
+            let parsed = authorized_keys::parse(whole_lines(&t));
+            f.keys = parsed.keys;
+            f.malformed = parsed.malformed;
+        }
+        Err(e) => {
+            f.flags.push(
+                if matches!(e, FsError::NotRegular { .. }) {
+                    "not_regular"
+                } else {
+                    "unreadable"
+                }
+                .into(),
+            );
+            f.error = e.to_string();
+        }
+    }
+    Some(f)
+}
+
+/// A cut file ends mid-line: only whole lines are parsed (the `truncated`
+/// flag says why the rest is missing).
+fn whole_lines(t: &FileText) -> &str {
+    if t.truncated {
+        t.text.rfind('\n').map_or("", |i| &t.text[..=i])
+    } else {
+        &t.text
+    }
+}
+
+/// The effective sshd settings, or sshd's defaults with a note when the
+/// config cannot be read.
+fn read_sshd(fs: &HostFs) -> SshdSettings {
+    let mut load = |pattern: &str| load_includes(fs, pattern);
+    match fs.read_file(SSHD_CONFIG, MAX_CONFIG_BYTES) {
+        Ok(t) => {
+            let mut s = sshd_config::evaluate(SSHD_CONFIG, &t.text, &mut load);
+            if let Some(why) = read_note(&t) {
+                s.problems.insert(0, sshd_problem(SSHD_CONFIG, why));
+            }
+            s
+        }
+        Err(e) => {
+            let mut s = sshd_config::evaluate(SSHD_CONFIG, "", &mut load);
+            s.config_files.clear();
+            let why = if e.is_not_found() {
+                "not found: sshd's built-in defaults assumed".to_string()
+            } else {
+                format!("unreadable ({e}): sshd's built-in defaults assumed")
+            };
+            s.problems.push(sshd_problem(SSHD_CONFIG, why));
+            s
+        }
+    }
+}
+
+fn sshd_problem(file: &str, reason: String) -> driftwatch_common::proto::SshdProblem {
+    driftwatch_common::proto::SshdProblem {
+        file: file.into(),
+        line: 0,
+        reason,
+    }
+}
+
+fn read_note(t: &FileText) -> Option<String> {
+    if t.truncated {
+        Some(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes; the rest was not read"
+        ))
+    } else if t.lossy {
+        Some("holds bytes that are not UTF-8".into())
+    } else {
+        None
+    }
+}
+
+fn load_includes(fs: &HostFs, pattern: &str) -> Vec<sshd_config::Loaded> {
+    fs.glob(pattern)
+        .into_iter()
+        .map(|path| {
+            let (text, note) = match fs.read_file(&path, MAX_CONFIG_BYTES) {
+                Ok(t) => {
+                    let note = read_note(&t);
+                    (Ok(t.text), note)
+                }
+                Err(e) => (Err(e.to_string()), None),
+            };
+            sshd_config::Loaded { path, text, note }
+        })
+        .collect()
+}
+
+/// Reads one key file; `None` when it does not exist (the common case).
+fn key_file(
+    fs: &HostFs,
+    acct: &passwd::Account,
+    pattern: &str,
+    path: &str,
+) -> Option<AuthorizedKeysFile> {
+    let (anchor, rel, in_home) = split_anchor(&acct.home, path);
+    let mut f = AuthorizedKeysFile {
+        user: acct.name.clone(),
+        uid: acct.uid,
+        home: acct.home.clone(),
+        path: path.to_string(),
+        pattern: pattern.to_string(),
+        ..Default::default()
+    };
+    let read = fs.read_user_file(&anchor, &rel, MAX_KEY_FILE_BYTES);
+    let t = match read {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return None,
+        Err(e) => {
+            f.flags.push(
+                match e {
+                    FsError::Symlink { .. } | FsError::SymlinkLoop { .. } => "symlink_refused",
+                    FsError::NotRegular { .. } => "not_regular",
+                    _ => "unreadable",
+                }
+                .into(),
+            );
+            f.error = e.to_string();
+            return Some(f);
+        }
+    };
+    f.owner_uid = t.uid;
+    f.owner_gid = t.gid;
+    f.mode = t.mode;
+    f.size_bytes = t.size;
+    let ok_owner = |uid: u32| uid == acct.uid || uid == 0;
+    push_mode_flags(&mut f.flags, "file", t.mode, ok_owner(t.uid));
+    if t.truncated {
+        f.flags.push("truncated".into());
+    }
+    if t.lossy {
+        f.flags.push("non_utf8".into());
+    }
+    dir_flags(fs, &anchor, &rel, in_home, &mut f.flags, &ok_owner);
+    f.flags.sort();
+    f.flags.dedup();
+    let parsed = authorized_keys::parse(whole_lines(&t));
+    f.keys = parsed.keys;
+    f.malformed = parsed.malformed;
+    Some(f)
+}
+
+/// Splits a key file path into the directory reads start from and the
+/// part below it in which no symlink is followed: the home for files in
+/// it, else the file's own directory (system paths such as
+/// /etc/ssh/keys/%u are trusted up to there).
+fn split_anchor(home: &str, path: &str) -> (String, String, bool) {
+    let h = home.trim_end_matches('/');
+    if let Some(rel) = path.strip_prefix(&format!("{h}/")) {
+        let rel = rel.trim_start_matches('/');
+        return (
+            if h.is_empty() { "/".into() } else { h.into() },
+            rel.into(),
+            true,
+        );
+    }
+    match path.rsplit_once('/') {
+        Some((dir, file)) => (
+            if dir.is_empty() {
+                "/".into()
+            } else {
+                dir.into()
+            },
+            file.into(),
+            false,
+        ),
+        None => ("/".into(), path.into(), false),
+    }
+}
+
+fn push_mode_flags(flags: &mut Vec<String>, what: &str, mode: u32, ok_owner: bool) {
+    if mode & 0o020 != 0 {
+        flags.push(format!("{what}_group_writable"));
+    }
+    if mode & 0o002 != 0 {
+        flags.push(format!("{what}_world_writable"));
+    }
+    if !ok_owner {
+        flags.push(format!("{what}_bad_owner"));
+    }
+}
+
+/// Mode and owner of the anchor (the home, when the file is in it) and of
+/// every directory between it and the file, as sshd's StrictModes checks.
+fn dir_flags(
+    fs: &HostFs,
+    anchor: &str,
+    rel: &str,
+    in_home: bool,
+    flags: &mut Vec<String>,
+    ok_owner: &dyn Fn(u32) -> bool,
+) {
+    use std::os::unix::fs::MetadataExt;
+    // The anchor may itself be a link (homes on other mounts); its real
+    // path has none, so plain lookups below it follow nothing.
+    let Ok(real) = fs.resolve(anchor) else {
+        return;
+    };
+    let Ok(under_root) = real.strip_prefix(fs.root()) else {
+        return;
+    };
+    let mut host = format!("/{}", under_root.to_string_lossy());
+    let check = |host: &str, what: &str, flags: &mut Vec<String>| {
+        if let Ok(m) = fs.symlink_metadata(host) {
+            push_mode_flags(flags, what, m.mode() & 0o7777, ok_owner(m.uid()));
+        }
+    };
+    check(&host, if in_home { "home" } else { "dir" }, flags);
+    let comps: Vec<_> = Path::new(rel).components().collect();
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        host = format!(
+            "{}/{}",
+            host.trim_end_matches('/'),
+            c.as_os_str().to_string_lossy()
+        );
+        check(&host, "dir", flags);
+    }
+}
+
+#[cfg(test)]
+mod tests;
