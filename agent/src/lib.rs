@@ -4,6 +4,7 @@
 pub mod collect;
 pub mod hostfs;
 pub mod parse;
+pub mod subprocess;
 
 #[cfg(test)]
 pub(crate) mod testutil {
