@@ -3,3 +3,6 @@
 
 pub mod mdstat;
 pub mod verdict;
+pub mod megacli;
+pub mod megaraid;
+pub mod storcli;
