@@ -6,3 +6,5 @@ pub mod verdict;
 pub mod megacli;
 pub mod megaraid;
 pub mod storcli;
+pub mod dpkg;
+pub mod rpm;
