@@ -6,8 +6,10 @@
 //! aborts the snapshot.
 
 pub mod host;
+pub mod packages;
 pub mod passwd;
 pub mod processes;
+pub mod raid;
 
 use std::time::Instant;
 
@@ -46,6 +48,8 @@ pub fn all() -> Vec<Box<dyn Collector>> {
     vec![
         Box::new(host::HostCollector::default()),
         Box::new(processes::ProcessCollector::default()),
+        Box::new(raid::RaidCollector::default()),
+        Box::new(packages::PackagesCollector::default()),
     ]
 }
 
