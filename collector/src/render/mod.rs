@@ -2,7 +2,9 @@
 //! One module per section; `--json` bypasses all of this.
 
 pub mod host;
+pub mod packages;
 pub mod processes;
+pub mod raid;
 pub mod table;
 
 use driftwatch_common::proto::{Section, section::Body};
@@ -33,6 +35,8 @@ pub fn section(s: &Section, opts: &Options) -> String {
     let body = match &s.body {
         Some(Body::Host(h)) => host::render(h),
         Some(Body::Processes(p)) => processes::render(p, opts),
+        Some(Body::Raid(r)) => raid::render(r),
+        Some(Body::Packages(p)) => packages::render(p, opts),
         Some(_) => String::from("(no table view for this section yet: use --json)\n"),
         None => String::new(),
     };
