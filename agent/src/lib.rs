@@ -20,7 +20,11 @@ pub(crate) mod testutil {
             return PathBuf::from(d);
         }
         let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-        assert!(d.is_dir(), "fixtures not found at {} (set DRIFTWATCH_FIXTURES)", d.display());
+        assert!(
+            d.is_dir(),
+            "fixtures not found at {} (set DRIFTWATCH_FIXTURES)",
+            d.display()
+        );
         d
     }
 

@@ -157,8 +157,20 @@ impl Spec {
         let overflow = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<(bool, std::io::Result<Vec<u8>>)>();
         for (is_stdout, pipe) in [
-            (true, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
-            (false, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (
+                true,
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
+            (
+                false,
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            ),
         ] {
             let Some(pipe) = pipe else { continue };
             let tx = tx.clone();
@@ -203,7 +215,8 @@ impl Spec {
 
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        let deadline = Instant::now() + DRAIN_GRACE.max(self.timeout.saturating_sub(start.elapsed()));
+        let deadline =
+            Instant::now() + DRAIN_GRACE.max(self.timeout.saturating_sub(start.elapsed()));
         for _ in 0..2 {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -330,7 +343,11 @@ mod tests {
             .run()
             .unwrap_err();
         assert!(matches!(err, RunError::TimedOut { .. }), "{err}");
-        assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

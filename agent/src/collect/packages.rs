@@ -48,12 +48,22 @@ impl Collector for PackagesCollector {
             Ok(t) => {
                 let mut text = t.text.as_str();
                 if t.truncated {
-                    problem(&mut s, DPKG_STATUS, 0, format!("larger than {MAX_DPKG_BYTES} bytes: the rest is not listed"));
+                    problem(
+                        &mut s,
+                        DPKG_STATUS,
+                        0,
+                        format!("larger than {MAX_DPKG_BYTES} bytes: the rest is not listed"),
+                    );
                     // Drop the stanza the bound cut in half.
                     text = text.rfind("\n\n").map_or("", |i| &text[..i]);
                 }
                 if t.lossy {
-                    problem(&mut s, DPKG_STATUS, 0, "holds bytes that are not UTF-8".into());
+                    problem(
+                        &mut s,
+                        DPKG_STATUS,
+                        0,
+                        "holds bytes that are not UTF-8".into(),
+                    );
                 }
                 let d = dpkg::parse(text);
                 for (line, msg) in d.problems {
@@ -95,15 +105,19 @@ impl Collector for PackagesCollector {
         if sources.is_empty() {
             return Err(match errors.into_iter().next() {
                 Some(e) => SectionError::Failed(e),
-                None => SectionError::Unsupported(
-                    "no dpkg status database and no rpm on PATH".into(),
-                ),
+                None => {
+                    SectionError::Unsupported("no dpkg status database and no rpm on PATH".into())
+                }
             });
         }
         s.source = sources.join("+");
         s.packages.sort_by(|a, b| {
-            (&a.name, &a.architecture, &a.version, &a.source)
-                .cmp(&(&b.name, &b.architecture, &b.version, &b.source))
+            (&a.name, &a.architecture, &a.version, &a.source).cmp(&(
+                &b.name,
+                &b.architecture,
+                &b.version,
+                &b.source,
+            ))
         });
         s.installed_count = s.packages.iter().filter(|p| p.installed).count() as u64;
         Ok(Body::Packages(s))
@@ -160,14 +174,26 @@ mod tests {
         let rows: Vec<(&str, &str, &str, bool)> = s
             .packages
             .iter()
-            .map(|p| (p.name.as_str(), p.version.as_str(), p.status.as_str(), p.installed))
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.status.as_str(),
+                    p.installed,
+                )
+            })
             .collect();
         assert_eq!(
             rows,
             vec![
                 ("apache2", "2.4.62-1", "deinstall ok config-files", false),
                 ("base-files", "12.4+deb12u8", "install ok installed", true),
-                ("openssh-server", "1:9.2p1-2+deb12u3", "install ok installed", true),
+                (
+                    "openssh-server",
+                    "1:9.2p1-2+deb12u3",
+                    "install ok installed",
+                    true
+                ),
             ]
         );
         assert!(s.problems.is_empty());
@@ -188,7 +214,9 @@ mod tests {
         let bin = tempfile::tempdir().unwrap();
         // Non-UTF-8 bytes inside a value and a garbage line.
         let mut bytes = STATUS.as_bytes().to_vec();
-        bytes.extend_from_slice(b"\nPackage: caf\xe9\nStatus: install ok installed\nVersion: 1\n\x00\x01garbage\n");
+        bytes.extend_from_slice(
+            b"\nPackage: caf\xe9\nStatus: install ok installed\nVersion: 1\n\x00\x01garbage\n",
+        );
         let root = with_status(&bytes);
         let s = match collector(bin.path()).collect(&ctx(root.path())).unwrap() {
             Body::Packages(s) => s,
@@ -202,7 +230,11 @@ mod tests {
             .map(|p| format!("{}:{}", p.line, p.message))
             .collect();
         assert!(msgs.iter().any(|m| m.contains("not UTF-8")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("21:not a 'Field: value'")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("21:not a 'Field: value'")),
+            "{msgs:?}"
+        );
 
         // A directory where the database should be: the section fails.
         let root = tempfile::tempdir().unwrap();
@@ -237,7 +269,10 @@ mod tests {
         };
         assert_eq!(s.source, "dpkg+rpm");
         let zsh = s.packages.iter().find(|p| p.source == "rpm").unwrap();
-        assert_eq!((zsh.name.as_str(), zsh.version.as_str()), ("zsh", "5.8-9.el9"));
+        assert_eq!(
+            (zsh.name.as_str(), zsh.version.as_str()),
+            ("zsh", "5.8-9.el9")
+        );
         assert!(s.installed_count > 50);
     }
 }

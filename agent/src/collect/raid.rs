@@ -104,7 +104,12 @@ fn read_mdstat(ctx: &Context, s: &mut RaidSection) -> Result<bool, MdAbsent> {
         problem(s, MDSTAT, 0, "holds bytes that are not UTF-8".into());
     }
     if t.truncated {
-        problem(s, MDSTAT, 0, format!("larger than {MAX_MDSTAT_BYTES} bytes: read the start only"));
+        problem(
+            s,
+            MDSTAT,
+            0,
+            format!("larger than {MAX_MDSTAT_BYTES} bytes: read the start only"),
+        );
     }
     let m = mdstat::parse(&t.text);
     s.md_personalities = m.personalities;
@@ -134,7 +139,13 @@ pub(crate) fn megaraid(path: &OsString, timeout: Duration, s: &mut RaidSection) 
 
 /// Output of a tool run; a non-zero exit still yields its stdout, since
 /// both tools exit non-zero on partial answers ("no BBU") that still parse.
-fn run(name: &str, args: &[&str], path: &OsString, timeout: Duration, s: &mut RaidSection) -> Option<String> {
+fn run(
+    name: &str,
+    args: &[&str],
+    path: &OsString,
+    timeout: Duration,
+    s: &mut RaidSection,
+) -> Option<String> {
     let source = format!("{name} {}", args.join(" "));
     let spec = Spec::new(name)
         .args(args)
@@ -153,7 +164,12 @@ fn run(name: &str, args: &[&str], path: &OsString, timeout: Duration, s: &mut Ra
     }
 }
 
-fn run_storcli(name: &str, path: &OsString, timeout: Duration, s: &mut RaidSection) -> Vec<RaidController> {
+fn run_storcli(
+    name: &str,
+    path: &OsString,
+    timeout: Duration,
+    s: &mut RaidSection,
+) -> Vec<RaidController> {
     const SHOW: [&str; 5] = ["/call", "show", "all", "J", "nolog"];
     const DRIVES: [&str; 5] = ["/call/eall/sall", "show", "all", "J", "nolog"];
     let mut controllers = Vec::new();
@@ -172,7 +188,12 @@ fn run_storcli(name: &str, path: &OsString, timeout: Duration, s: &mut RaidSecti
         match storcli::parse_drives(&text) {
             Ok(r) => {
                 for (c, msg) in &r.problems {
-                    problem(s, &format!("{name} /c{c}/eall/sall show all"), 0, msg.clone());
+                    problem(
+                        s,
+                        &format!("{name} /c{c}/eall/sall show all"),
+                        0,
+                        msg.clone(),
+                    );
                 }
                 storcli::merge_drives(&mut controllers, r);
             }
@@ -185,7 +206,12 @@ fn run_storcli(name: &str, path: &OsString, timeout: Duration, s: &mut RaidSecti
     controllers
 }
 
-fn run_megacli(name: &str, path: &OsString, timeout: Duration, s: &mut RaidSection) -> Vec<RaidController> {
+fn run_megacli(
+    name: &str,
+    path: &OsString,
+    timeout: Duration,
+    s: &mut RaidSection,
+) -> Vec<RaidController> {
     let commands: [&[&str]; 4] = [
         &["-AdpAllInfo", "-aALL", "-NoLog"],
         &["-LDInfo", "-Lall", "-aALL", "-NoLog"],

@@ -108,9 +108,9 @@ fn garbage_and_unreadable_mdstat() {
         s.problems
     );
     assert!(
-        s.problems
-            .iter()
-            .any(|p| p.source == "/proc/mdstat" && p.line == 1 && p.message.contains("not /proc/mdstat")),
+        s.problems.iter().any(|p| p.source == "/proc/mdstat"
+            && p.line == 1
+            && p.message.contains("not /proc/mdstat")),
         "{:?}",
         s.problems
     );
@@ -133,14 +133,20 @@ fn storcli_on_path_is_run_and_merged() {
         "storcli64",
         &format!(
             "case \"$1\" in\n/call) cat '{}';;\n/call/eall/sall) cat '{}';;\n*) exit 2;;\nesac",
-            fx.join("storcli-call-show-all-j-m5015-raid6-optimal.json").display(),
-            fx.join("storcli-call-eall-sall-show-all-j-6-online.json").display()
+            fx.join("storcli-call-show-all-j-m5015-raid6-optimal.json")
+                .display(),
+            fx.join("storcli-call-eall-sall-show-all-j-6-online.json")
+                .display()
         ),
     );
     // MegaCli is there too, but storcli is preferred.
     tool(bin.path(), "MegaCli64", "exit 1");
     let mut s = RaidSection::default();
-    let used = megaraid(&bin.path().as_os_str().to_owned(), Duration::from_secs(10), &mut s);
+    let used = megaraid(
+        &bin.path().as_os_str().to_owned(),
+        Duration::from_secs(10),
+        &mut s,
+    );
     assert_eq!(used.as_deref(), Some("storcli64"));
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert_eq!(s.controllers.len(), 1);
@@ -197,7 +203,11 @@ fn megacli_commands_are_combined() {
         ),
     );
     let mut s = RaidSection::default();
-    let used = megaraid(&bin.path().as_os_str().to_owned(), Duration::from_secs(10), &mut s);
+    let used = megaraid(
+        &bin.path().as_os_str().to_owned(),
+        Duration::from_secs(10),
+        &mut s,
+    );
     assert_eq!(used.as_deref(), Some("MegaCli64"));
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     let c = &s.controllers[0];

@@ -40,13 +40,23 @@ pub fn parse(text: &str) -> DpkgStatus {
         }
         if line.starts_with([' ', '\t']) {
             if !cur.seen_field {
-                push(&mut out, &mut dropped, lineno, "continuation line outside a field".into());
+                push(
+                    &mut out,
+                    &mut dropped,
+                    lineno,
+                    "continuation line outside a field".into(),
+                );
             }
             // Continuations only extend fields we do not keep.
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            push(&mut out, &mut dropped, lineno, format!("not a 'Field: value' line: {:.60}", line));
+            push(
+                &mut out,
+                &mut dropped,
+                lineno,
+                format!("not a 'Field: value' line: {:.60}", line),
+            );
             continue;
         };
         cur.seen_field = true;
@@ -62,7 +72,8 @@ pub fn parse(text: &str) -> DpkgStatus {
     }
     finish(&mut out, cur);
     if dropped > 0 {
-        out.problems.push((0, format!("{dropped} more unreadable lines not listed")));
+        out.problems
+            .push((0, format!("{dropped} more unreadable lines not listed")));
     }
     out.packages.sort_by(|a, b| {
         (&a.name, &a.architecture, &a.version).cmp(&(&b.name, &b.architecture, &b.version))
@@ -181,12 +192,16 @@ Version: 1.0
         assert_eq!(d.packages[3].status, "deinstall ok config-files");
         assert_eq!(d.packages[0].status, "install reinstreq half-installed");
         // The stanza with no Package is reported at its first line.
-        assert_eq!(d.problems, vec![(46, "stanza without a Package field".to_string())]);
+        assert_eq!(
+            d.problems,
+            vec![(46, "stanza without a Package field".to_string())]
+        );
     }
 
     #[test]
     fn crlf_no_trailing_newline_and_garbage() {
-        let d = parse("Package: a\r\nVersion: 1\r\nStatus: install ok installed\r\nArchitecture: all");
+        let d =
+            parse("Package: a\r\nVersion: 1\r\nStatus: install ok installed\r\nArchitecture: all");
         assert_eq!(d.packages.len(), 1);
         assert!(d.packages[0].installed);
         assert_eq!(d.packages[0].architecture, "all");

@@ -70,7 +70,11 @@ pub fn parse(text: &str) -> Mdstat {
             continue;
         }
         let Some(array) = current.as_mut() else {
-            problem(&mut out, lineno, format!("not part of any array: {}", clip(t)));
+            problem(
+                &mut out,
+                lineno,
+                format!("not part of any array: {}", clip(t)),
+            );
             continue;
         };
         if let Err(msg) = parse_body_line(array, t) {
@@ -92,7 +96,8 @@ pub fn parse(text: &str) -> Mdstat {
             .push((0, format!("{dropped} more unreadable lines not listed")));
     }
     for a in &mut out.arrays {
-        a.members.sort_by(|x, y| (x.index, &x.device).cmp(&(y.index, &y.device)));
+        a.members
+            .sort_by(|x, y| (x.index, &x.device).cmp(&(y.index, &y.device)));
         let assessment = assess(a);
         a.verdict = assessment.verdict.as_str().to_string();
         a.reasons = assessment.reasons;
@@ -213,8 +218,8 @@ fn parse_status(a: &mut MdArray, t: &str) -> Result<(), String> {
     while let Some(w) = words.next() {
         if w == "super" {
             a.metadata = words.next().unwrap_or("").to_string();
-        } else if w.starts_with('[') {
-            let inner = w[1..]
+        } else if let Some(open) = w.strip_prefix('[') {
+            let inner = open
                 .strip_suffix(']')
                 .ok_or_else(|| format!("{}: cut-off status line: {}", a.name, clip(t)))?;
             brackets.push(inner);
@@ -351,9 +356,10 @@ pub fn assess(a: &MdArray) -> Assessment {
     if missing > 0 {
         let what = format!("{missing} of {} slots missing", a.raid_disks.max(missing));
         match tolerance(&a.level, a.raid_disks) {
-            Some(t) if missing > t => {
-                r.raise(Verdict::Failed, format!("{what}, more than {} survives", a.level))
-            }
+            Some(t) if missing > t => r.raise(
+                Verdict::Failed,
+                format!("{what}, more than {} survives", a.level),
+            ),
             _ if running(&["recovery"]) => r.raise(
                 Verdict::Rebuilding,
                 format!("{what}, recovery {:.1}%", sync.map_or(0.0, |s| s.percent)),

@@ -110,7 +110,10 @@ const CASES: &[(&str, &[Expect])] = &[
     ),
     (
         "checkraid-imsm-raid1-and-container.txt",
-        &[("md0", "", "healthy", ""), ("md127", "raid1", "healthy", "")],
+        &[
+            ("md0", "", "healthy", ""),
+            ("md127", "raid1", "healthy", ""),
+        ],
     ),
     (
         "checkraid-raid6-double-degraded-recovery.txt",
@@ -382,7 +385,11 @@ fn garbage_is_reported_by_line_and_never_panics() {
     let m = parse("\u{0}\u{1}binary\u{fffd}\u{fffd}\nmore junk\n");
     assert!(m.arrays.is_empty());
     assert_eq!(m.problems[0].0, 1);
-    assert!(m.problems[0].1.contains("not /proc/mdstat"), "{:?}", m.problems);
+    assert!(
+        m.problems[0].1.contains("not /proc/mdstat"),
+        "{:?}",
+        m.problems
+    );
 
     // Non-UTF-8 read lossily, and a bad line inside a good file.
     let bytes = b"Personalities : [raid1]\nmd0 : active raid1 sda1[0] sdb1[1]\n      100 blocks [2/2] [UU]\n      \xff\xfe what\nunused devices: <none>\n";
@@ -393,7 +400,9 @@ fn garbage_is_reported_by_line_and_never_panics() {
     assert_eq!(m.problems[0].0, 4);
 
     // A file cut in the middle of a status line.
-    let m = parse("Personalities : [raid1]\nmd0 : active raid1 sda1[0] sdb1[1]\n      100 blocks super 1.2 [2/");
+    let m = parse(
+        "Personalities : [raid1]\nmd0 : active raid1 sda1[0] sdb1[1]\n      100 blocks super 1.2 [2/",
+    );
     assert_eq!(m.arrays.len(), 1);
     assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
 

@@ -123,7 +123,12 @@ pub fn parse(text: &str) -> Megacli {
             continue;
         }
         // Text before any adapter marker is a banner or a command echo.
-        if !recognised && !matches!(key, "Virtual Drive" | "Virtual Disk" | "Enclosure Device ID" | "BatteryType") {
+        if !recognised
+            && !matches!(
+                key,
+                "Virtual Drive" | "Virtual Disk" | "Enclosure Device ID" | "BatteryType"
+            )
+        {
             continue;
         }
         let a = out.adapters.entry(adapter).or_insert_with(|| Adapter {
@@ -134,7 +139,10 @@ pub fn parse(text: &str) -> Megacli {
             ..Default::default()
         });
         let c = &mut a.controller;
-        let mut bad = |what: &str| out.problems.push((lineno, format!("{key}: {what} {value:?}")));
+        let mut bad = |what: &str| {
+            out.problems
+                .push((lineno, format!("{key}: {what} {value:?}")))
+        };
         match key {
             "Virtual Drive" | "Virtual Disk" => {
                 block = Block::Vd;
@@ -188,8 +196,13 @@ pub fn parse(text: &str) -> Megacli {
         }
     }
     if !recognised && !text.trim().is_empty() {
-        out.problems
-            .insert(0, (1, "not MegaCli output: no adapter, drive or exit code".into()));
+        out.problems.insert(
+            0,
+            (
+                1,
+                "not MegaCli output: no adapter, drive or exit code".into(),
+            ),
+        );
     } else if !exit_code.is_empty() && exit_code != "0x00" && !bbu_absent {
         out.problems
             .push((0, format!("MegaCli exited with code {exit_code}")));
@@ -232,9 +245,10 @@ fn adapter_field(a: &mut Adapter, key: &str, value: &str, bad: &mut impl FnMut(&
         "Product Name" => a.controller.model = value.to_string(),
         "Serial No" => a.controller.serial = value.to_string(),
         // AdpAllInfo's "Device Present" counters.
-        "Degraded" if number(value, bad) > 0 => a
-            .pre
-            .raise(Verdict::Degraded, format!("{value} degraded virtual drives")),
+        "Degraded" if number(value, bad) > 0 => a.pre.raise(
+            Verdict::Degraded,
+            format!("{value} degraded virtual drives"),
+        ),
         "Offline" if number(value, bad) > 0 => a
             .pre
             .raise(Verdict::Failed, format!("{value} offline virtual drives")),
@@ -304,9 +318,7 @@ fn bbu_field(b: &mut RaidBattery, key: &str, value: &str, bad: &mut impl FnMut(&
         // Parsers leave findings as reasons; assess_battery makes them
         // warnings.
         "battery pack missing" if yes(value) => b.reasons.push("battery pack missing".into()),
-        "remaining capacity low" if yes(value) => {
-            b.reasons.push("remaining capacity low".into())
-        }
+        "remaining capacity low" if yes(value) => b.reasons.push("remaining capacity low".into()),
         "relative state of charge" if b.charge_percent == 0 => {
             b.charge_percent = number(value.trim_end_matches('%'), bad) as u32
         }

@@ -22,7 +22,10 @@ fn ldinfo_raid5_optimal() {
     assert_eq!(c.virtual_drives.len(), 1);
     let vd = &c.virtual_drives[0];
     assert_eq!(vd.id, "0");
-    assert_eq!(vd.raid_level, "Primary-5, Secondary-0, RAID Level Qualifier-3");
+    assert_eq!(
+        vd.raid_level,
+        "Primary-5, Secondary-0, RAID Level Qualifier-3"
+    );
     assert_eq!(vd.size, "24.555 TB");
     assert_eq!(vd.drives, 10);
     assert_eq!(vd.state, "Optimal");
@@ -35,10 +38,19 @@ fn ldinfo_old_format_and_no_vds() {
     let c = one("megacli-ldinfo-old-format-virtual-disk.txt");
     let vd = &c.virtual_drives[0];
     assert_eq!(
-        (vd.id.as_str(), vd.size.as_str(), vd.drives, vd.state.as_str()),
+        (
+            vd.id.as_str(),
+            vd.size.as_str(),
+            vd.drives,
+            vd.state.as_str()
+        ),
         ("0", "696960MB", 6, "Optimal")
     );
-    assert!(vd.cache_policy.starts_with("WriteThrough"), "{}", vd.cache_policy);
+    assert!(
+        vd.cache_policy.starts_with("WriteThrough"),
+        "{}",
+        vd.cache_policy
+    );
     assert_eq!(vd.verdict, "healthy");
 
     let c = one("megacli-ldinfo-no-virtual-drives.txt");
@@ -65,12 +77,19 @@ fn pdlist_with_an_unconfigured_bad_disk_warns() {
         .count();
     assert_eq!(online, 10);
     let spare = &c.physical_drives[10];
-    assert_eq!((spare.state.as_str(), spare.verdict.as_str()), ("Hotspare, Spun down", "healthy"));
-    assert!(c
-        .physical_drives
-        .iter()
-        .all(|p| p.counters_known && p.media_errors == 0 && p.predictive_failures == 0));
-    assert_eq!(c.physical_drives[9].reasons, vec!["drive is unconfigured-bad"]);
+    assert_eq!(
+        (spare.state.as_str(), spare.verdict.as_str()),
+        ("Hotspare, Spun down", "healthy")
+    );
+    assert!(
+        c.physical_drives
+            .iter()
+            .all(|p| p.counters_known && p.media_errors == 0 && p.predictive_failures == 0)
+    );
+    assert_eq!(
+        c.physical_drives[9].reasons,
+        vec!["drive is unconfigured-bad"]
+    );
     assert_eq!(c.verdict, "warning");
 }
 
@@ -91,15 +110,24 @@ fn ldpdinfo_nests_drives_under_the_vd() {
     assert_eq!(c.virtual_drives.len(), 1);
     let vd = &c.virtual_drives[0];
     assert_eq!(
-        (vd.name.as_str(), vd.size.as_str(), vd.drives, vd.state.as_str()),
+        (
+            vd.name.as_str(),
+            vd.size.as_str(),
+            vd.drives,
+            vd.state.as_str()
+        ),
         ("Virtual Disk 0", "3.491 TB", 8, "Optimal")
     );
     assert_eq!(c.physical_drives.len(), 8);
-    assert!(c.physical_drives.iter().all(|p| p.state == "Online, Spun Up"
-        && p.drive_group == "0"
-        && p.media == "SSD"
-        && !p.smart_alert
-        && p.verdict == "healthy"));
+    assert!(
+        c.physical_drives
+            .iter()
+            .all(|p| p.state == "Online, Spun Up"
+                && p.drive_group == "0"
+                && p.media == "SSD"
+                && !p.smart_alert
+                && p.verdict == "healthy")
+    );
     assert_eq!(c.physical_drives[0].id, "32:0");
     assert_eq!(c.verdict, "healthy");
 }
@@ -108,10 +136,17 @@ fn ldpdinfo_nests_drives_under_the_vd() {
 fn batteries() {
     let c = one("megacli-adpbbucmd-battery-replacement-required.txt");
     let b = &c.batteries[0];
-    assert_eq!((b.model.as_str(), b.present, b.replacement_required), ("iBBU", true, true));
+    assert_eq!(
+        (b.model.as_str(), b.present, b.replacement_required),
+        ("iBBU", true, true)
+    );
     assert_eq!(b.charge_percent, 97);
     assert_eq!(b.verdict, "warning");
-    assert!(b.reasons.contains(&"remaining capacity low".to_string()), "{:?}", b.reasons);
+    assert!(
+        b.reasons.contains(&"remaining capacity low".to_string()),
+        "{:?}",
+        b.reasons
+    );
     assert_eq!(c.verdict, "warning");
 
     // Exit code 0x22 here only means "no battery": not a problem.
@@ -124,7 +159,12 @@ fn batteries() {
     let c = one("megacli-adpbbucmd-ibbu08-optimal.txt");
     let b = &c.batteries[0];
     assert_eq!(
-        (b.model.as_str(), b.state.as_str(), b.charge_percent, b.replacement_required),
+        (
+            b.model.as_str(),
+            b.state.as_str(),
+            b.charge_percent,
+            b.replacement_required
+        ),
         ("iBBU08", "Optimal", 71, false)
     );
     assert_eq!(b.verdict, "healthy");
@@ -142,7 +182,10 @@ fn adpallinfo_names_the_controller() {
         .replace("  Failed Disks    : 0", "  Failed Disks    : 2");
     let c = parse(&text).into_controllers().remove(0);
     assert_eq!(c.verdict, "degraded");
-    assert_eq!(c.reasons, vec!["1 degraded virtual drives", "2 failed disks"]);
+    assert_eq!(
+        c.reasons,
+        vec!["1 degraded virtual drives", "2 failed disks"]
+    );
 }
 
 #[test]
@@ -156,7 +199,11 @@ fn outputs_of_one_host_merge() {
     let c = &cs[0];
     assert_eq!(c.model, "PERC 6/i Integrated");
     assert_eq!(
-        (c.virtual_drives.len(), c.physical_drives.len(), c.batteries.len()),
+        (
+            c.virtual_drives.len(),
+            c.physical_drives.len(),
+            c.batteries.len()
+        ),
         (1, 12, 1)
     );
     assert_eq!(c.verdict, "warning");
@@ -166,12 +213,19 @@ fn outputs_of_one_host_merge() {
 fn failing_states_and_bad_values() {
     let text = "Adapter #0\n\nVirtual Drive: 1 (Target Id: 1)\nState               : Degraded\n\nEnclosure Device ID: 8\nSlot Number: 3\nMedia Error Count: lots\nFirmware state: Rebuild\nEnclosure Device ID: 8\nSlot Number: 4\nMedia Error Count: 7\nFirmware state: Failed\n";
     let m = parse(text);
-    assert_eq!(m.problems, vec![(8, "Media Error Count: not a number: \"lots\"".to_string())]);
+    assert_eq!(
+        m.problems,
+        vec![(8, "Media Error Count: not a number: \"lots\"".to_string())]
+    );
     let c = m.into_controllers().remove(0);
     assert_eq!(c.virtual_drives[0].verdict, "degraded");
     assert_eq!(c.physical_drives[0].verdict, "rebuilding");
     assert_eq!(c.physical_drives[1].verdict, "failed");
-    assert!(c.physical_drives[1].reasons.contains(&"7 media errors".to_string()));
+    assert!(
+        c.physical_drives[1]
+            .reasons
+            .contains(&"7 media errors".to_string())
+    );
     assert_eq!(c.verdict, "failed");
 
     let m = parse("\u{0}\u{1}\u{fffd} binary: stuff\n");
@@ -179,5 +233,9 @@ fn failing_states_and_bad_values() {
     assert!(m.problems[0].1.starts_with("not MegaCli output"));
 
     let m = parse("Adapter 0: something odd\n\nExit Code: 0x01\n");
-    assert!(m.problems.iter().any(|p| p.1.contains("0x01")), "{:?}", m.problems);
+    assert!(
+        m.problems.iter().any(|p| p.1.contains("0x01")),
+        "{:?}",
+        m.problems
+    );
 }

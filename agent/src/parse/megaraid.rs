@@ -2,9 +2,7 @@
 //! (text) parsers: storcli abbreviates (`Onln`, `Dgrd`), MegaCli spells out
 //! (`Online, Spun Up`, `Degraded`), and both must give the same verdicts.
 
-use driftwatch_common::proto::{
-    RaidBattery, RaidController, RaidPhysicalDrive, RaidVirtualDrive,
-};
+use driftwatch_common::proto::{RaidBattery, RaidController, RaidPhysicalDrive, RaidVirtualDrive};
 
 use super::verdict::{Assessment, Verdict};
 
@@ -55,7 +53,10 @@ pub fn assess_pd(pd: &mut RaidPhysicalDrive) {
             a.raise(Verdict::Failed, format!("drive {}", pd.state))
         }
         "" => a.raise(Verdict::Warning, "drive state not reported"),
-        _ => a.raise(Verdict::Warning, format!("unknown drive state {:?}", pd.state)),
+        _ => a.raise(
+            Verdict::Warning,
+            format!("unknown drive state {:?}", pd.state),
+        ),
     }
     if pd.media_errors > 0 {
         a.raise(
@@ -108,9 +109,8 @@ pub fn assess_controller(c: &mut RaidController, pre: Assessment) {
         "" | "optimal" | "ok" => {}
         _ => a.raise(Verdict::Warning, format!("controller status {}", c.status)),
     }
-    c.virtual_drives.sort_by(|x, y| natural(&x.id).cmp(&natural(&y.id)));
-    c.physical_drives
-        .sort_by(|x, y| natural(&x.id).cmp(&natural(&y.id)));
+    c.virtual_drives.sort_by_key(|x| natural(&x.id));
+    c.physical_drives.sort_by_key(|x| natural(&x.id));
     let mut worst = a.verdict;
     for vd in &mut c.virtual_drives {
         assess_vd(vd);

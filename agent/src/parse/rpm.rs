@@ -26,7 +26,13 @@ pub fn parse(text: &str) -> (Vec<Package>, Vec<(usize, String)>) {
             }
             continue;
         }
-        let none = |s: &str| if s == "(none)" { String::new() } else { s.to_string() };
+        let none = |s: &str| {
+            if s == "(none)" {
+                String::new()
+            } else {
+                s.to_string()
+            }
+        };
         let epoch = none(f[3]);
         let version = if epoch.is_empty() || epoch == "0" {
             f[1].to_string()
@@ -76,6 +82,9 @@ mod tests {
             ]
         );
         assert!(p.iter().all(|p| p.installed && p.source == "rpm"));
-        assert_eq!(problems, vec![(6, "expected 4 tab-separated fields, found 1".to_string())]);
+        assert_eq!(
+            problems,
+            vec![(6, "expected 4 tab-separated fields, found 1".to_string())]
+        );
     }
 }

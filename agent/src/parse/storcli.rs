@@ -76,7 +76,9 @@ fn responses(cs: Vec<Value>, out: &mut Storcli) -> Vec<(String, Map<String, Valu
             let why = s(status.and_then(|st| st.get("Description")));
             out.problems.push((
                 id.clone(),
-                format!("command status {ok:?}: {why}").trim_end_matches(": ").to_string(),
+                format!("command status {ok:?}: {why}")
+                    .trim_end_matches(": ")
+                    .to_string(),
             ));
         }
         if let Some(Value::Object(data)) = c.get("Response Data") {
@@ -99,7 +101,9 @@ pub fn parse_controllers(text: &str) -> Result<Storcli, StorcliError> {
             },
             model: s(basics.and_then(|b| b.get("Model"))),
             serial: s(basics.and_then(|b| b.get("Serial Number"))),
-            status: s(data.get("Status").and_then(|st| st.get("Controller Status"))),
+            status: s(data
+                .get("Status")
+                .and_then(|st| st.get("Controller Status"))),
             ..Default::default()
         };
         let pds = list(&data, "PD LIST");
@@ -212,7 +216,8 @@ fn drives_from(devs: &Map<String, Value>) -> Vec<RaidPhysicalDrive> {
             pd.media_errors = media.unwrap_or(0);
             pd.other_errors = other.unwrap_or(0);
             pd.predictive_failures = pred.unwrap_or(0);
-            pd.smart_alert = s(st.get("S.M.A.R.T alert flagged by drive")).eq_ignore_ascii_case("yes");
+            pd.smart_alert =
+                s(st.get("S.M.A.R.T alert flagged by drive")).eq_ignore_ascii_case("yes");
         }
         out.push(pd);
     }

@@ -57,7 +57,12 @@ fn m5015_raid6_with_bbu_is_healthy() {
     assert_eq!(c.batteries.len(), 1);
     let b = &c.batteries[0];
     assert_eq!(
-        (b.kind.as_str(), b.model.as_str(), b.state.as_str(), b.verdict.as_str()),
+        (
+            b.kind.as_str(),
+            b.model.as_str(),
+            b.state.as_str(),
+            b.verdict.as_str()
+        ),
         ("bbu", "iBBU08", "Optimal", "healthy")
     );
     assert_eq!(c.verdict, "healthy");
@@ -76,10 +81,9 @@ fn drive_details_carry_counters_and_merge_into_the_controller() {
         && !p.smart_alert
         && p.model == "ST16000NM001G-2KK103"));
 
-    let mut cs =
-        parse_controllers(&load("storcli-call-show-all-j-m5015-raid6-optimal.json"))
-            .unwrap()
-            .controllers;
+    let mut cs = parse_controllers(&load("storcli-call-show-all-j-m5015-raid6-optimal.json"))
+        .unwrap()
+        .controllers;
     merge_drives(&mut cs, d);
     assess_controller(&mut cs[0], Assessment::default());
     assert_eq!(
@@ -100,14 +104,22 @@ fn drive_details_carry_counters_and_merge_into_the_controller() {
 #[test]
 fn ep420i_with_cachevault_is_healthy() {
     let cs = assessed(
-        parse_controllers(&load("storcli-call-show-all-j-ep420i-raid6-cachevault.json")).unwrap(),
+        parse_controllers(&load(
+            "storcli-call-show-all-j-ep420i-raid6-cachevault.json",
+        ))
+        .unwrap(),
     );
     let c = &cs[0];
     assert_eq!(c.status, "Optimal");
     assert!(c.model.contains("EP420i"), "{}", c.model);
     let vd = &c.virtual_drives[0];
     assert_eq!(
-        (vd.id.as_str(), vd.raid_level.as_str(), vd.state.as_str(), vd.size.as_str()),
+        (
+            vd.id.as_str(),
+            vd.raid_level.as_str(),
+            vd.state.as_str(),
+            vd.size.as_str()
+        ),
         ("0/0", "RAID6", "Optl", "1.745 TB")
     );
     assert_eq!(
@@ -167,7 +179,10 @@ fn degraded_and_failing_states_from_an_edited_fixture() {
     st["S.M.A.R.T alert flagged by drive"] = json!("Yes");
     let cs = assessed(parse_drives(&d.to_string()).unwrap());
     let p = &cs[0].physical_drives[0];
-    assert_eq!((p.media_errors, p.smart_alert, p.verdict.as_str()), (12, true, "warning"));
+    assert_eq!(
+        (p.media_errors, p.smart_alert, p.verdict.as_str()),
+        (12, true, "warning")
+    );
 }
 
 #[test]

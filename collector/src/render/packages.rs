@@ -68,7 +68,12 @@ mod tests {
             installed_count: 1,
             packages: vec![
                 pkg("apache2", "2.4.62-1", "deinstall ok config-files", false),
-                pkg("openssh-server", "1:9.2p1-2+deb12u3", "install ok installed", true),
+                pkg(
+                    "openssh-server",
+                    "1:9.2p1-2+deb12u3",
+                    "install ok installed",
+                    true,
+                ),
             ],
             problems: vec![PackageProblem {
                 source: "/var/lib/dpkg/status".into(),

@@ -55,7 +55,9 @@ pub fn render(s: &RaidSection) -> String {
     let mut out = format!("overall: {}\n", verdict(&s.verdict));
     let mut why: Vec<String> = Vec::new();
     if !s.md_arrays.is_empty() {
-        let mut t = Table::new(["ARRAY", "LEVEL", "STATE", "SLOTS", "SYNC", "MEMBERS", "VERDICT"]);
+        let mut t = Table::new([
+            "ARRAY", "LEVEL", "STATE", "SLOTS", "SYNC", "MEMBERS", "VERDICT",
+        ]);
         for a in &s.md_arrays {
             let mut state = a.state.clone();
             if !a.access.is_empty() {
@@ -140,12 +142,23 @@ fn controller(c: &RaidController, tool: &str, why: &mut Vec<String>) -> String {
     }
     if !c.physical_drives.is_empty() {
         let mut t = Table::new([
-            "DRIVE", "STATE", "DG", "MEDIA", "SIZE", "MODEL", "MEDIA ERR", "PRED FAIL", "SMART",
+            "DRIVE",
+            "STATE",
+            "DG",
+            "MEDIA",
+            "SIZE",
+            "MODEL",
+            "MEDIA ERR",
+            "PRED FAIL",
+            "SMART",
             "VERDICT",
         ]);
         for p in &c.physical_drives {
             let (media, pred) = if p.counters_known {
-                (p.media_errors.to_string(), p.predictive_failures.to_string())
+                (
+                    p.media_errors.to_string(),
+                    p.predictive_failures.to_string(),
+                )
             } else {
                 ("-".into(), "-".into())
             };
@@ -158,7 +171,11 @@ fn controller(c: &RaidController, tool: &str, why: &mut Vec<String>) -> String {
                 clip(&p.model, 30),
                 media,
                 pred,
-                if p.smart_alert { "ALERT".into() } else { String::new() },
+                if p.smart_alert {
+                    "ALERT".into()
+                } else {
+                    String::new()
+                },
                 verdict(&p.verdict),
             ]);
             if p.verdict != "healthy" {
@@ -177,7 +194,12 @@ fn controller(c: &RaidController, tool: &str, why: &mut Vec<String>) -> String {
         } else {
             "not fitted".to_string()
         };
-        out.push_str(&format!("{}: {} {}\n", b.kind, state.trim(), verdict(&b.verdict)));
+        out.push_str(&format!(
+            "{}: {} {}\n",
+            b.kind,
+            state.trim(),
+            verdict(&b.verdict)
+        ));
         if b.verdict != "healthy" {
             why.push(format!("{name} {}: {}", b.kind, b.reasons.join("; ")));
         }
@@ -285,13 +307,27 @@ mod tests {
         assert!(md6.contains("[2/1] [U_]"), "{md6}");
         let md0 = text.lines().find(|l| l.starts_with("md0")).unwrap();
         assert!(md0.ends_with("healthy"), "{md0}");
-        assert!(text.contains("controller 0 ServeRAID M5015 (status Optimal, via storcli64): ! WARNING"), "{text}");
+        assert!(
+            text.contains(
+                "controller 0 ServeRAID M5015 (status Optimal, via storcli64): ! WARNING"
+            ),
+            "{text}"
+        );
         let pd = text.lines().find(|l| l.starts_with("252:1")).unwrap();
         assert!(pd.contains(" 4 ") && pd.ends_with("! WARNING"), "{pd}");
         assert!(text.contains("bbu: not fitted healthy"), "{text}");
-        assert!(text.contains("  ! md6: 1 of 2 slots missing, nothing rebuilding"), "{text}");
-        assert!(text.contains("  ! controller 0 drive 252:1: drive is unconfigured-bad"), "{text}");
-        assert!(text.contains("  ! /proc/mdstat:7: md6: unrecognised line: foo"), "{text}");
+        assert!(
+            text.contains("  ! md6: 1 of 2 slots missing, nothing rebuilding"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! controller 0 drive 252:1: drive is unconfigured-bad"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! /proc/mdstat:7: md6: unrecognised line: foo"),
+            "{text}"
+        );
     }
 
     #[test]
