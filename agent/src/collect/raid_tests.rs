@@ -218,3 +218,24 @@ fn megacli_commands_are_combined() {
     assert_eq!(c.verdict, "warning");
     assert_eq!(overall(&s), Verdict::Warning);
 }
+
+#[test]
+fn an_oversized_mdstat_is_read_in_part_and_flagged() {
+    let mut text = fixture_bytes("mdstat/procfs-raid1-degraded-recovery-failed-spare.txt");
+    text.extend(std::iter::repeat_n(b'\n', 2 << 20));
+    let root = mdstat_root(&text);
+    let bin = tempfile::tempdir().unwrap();
+    let s = section(collector(bin.path()).collect(&ctx(root.path())));
+    assert_eq!(s.md_arrays.len(), 1);
+    assert_eq!(s.md_arrays[0].verdict, "rebuilding");
+    assert!(
+        s.problems[0]
+            .message
+            .starts_with("larger than 1048576 bytes"),
+        "{:?}",
+        s.problems
+    );
+    // The problem raises the overall verdict to at least warning; the
+    // recovering array is worse.
+    assert_eq!(s.verdict, "rebuilding");
+}
