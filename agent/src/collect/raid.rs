@@ -16,7 +16,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use driftwatch_common::proto::{RaidController, RaidProblem, RaidSection, section::Body};
+use driftwatch_common::proto::{MdArray, RaidController, RaidProblem, RaidSection, section::Body};
 
 use super::{Collector, Context, SectionError};
 use crate::hostfs::FsError;
@@ -117,7 +117,38 @@ fn read_mdstat(ctx: &Context, s: &mut RaidSection) -> Result<bool, MdAbsent> {
     for (line, msg) in m.problems {
         problem(s, MDSTAT, line, msg);
     }
+    for a in &mut s.md_arrays {
+        refine_waiting_sync(ctx, a);
+    }
     Ok(true)
+}
+
+/// mdstat prints `resync=DELAYED`/`PENDING` whatever the waiting operation
+/// is, so a scheduled check queued behind another array's check reads as a
+/// resync. sysfs knows the real action: when it says check or repair the
+/// array is not rebuilding, and the verdict is assessed again.
+fn refine_waiting_sync(ctx: &Context, a: &mut MdArray) {
+    let Some(sync) = a.sync.as_mut() else { return };
+    if sync.state == "running" {
+        return;
+    }
+    let path = format!("/sys/block/{}/md/sync_action", a.name);
+    let Ok(t) = ctx.fs.read_file(&path, 64) else {
+        return;
+    };
+    let action = match t.text.trim() {
+        "check" => "check",
+        "repair" => "repair",
+        "recover" => "recovery",
+        "reshape" => "reshape",
+        _ => return,
+    };
+    if sync.action != action {
+        sync.action = action.to_string();
+        let r = mdstat::assess(a);
+        a.verdict = r.verdict.as_str().to_string();
+        a.reasons = r.reasons;
+    }
 }
 
 /// Runs the first MegaRAID tool found; returns its name.

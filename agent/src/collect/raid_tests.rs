@@ -239,3 +239,33 @@ fn an_oversized_mdstat_is_read_in_part_and_flagged() {
     // recovering array is worse.
     assert_eq!(s.verdict, "rebuilding");
 }
+
+#[test]
+fn sysfs_names_the_operation_a_delayed_line_hides() {
+    // checkraid pr77: md1 waits behind md0's check. mdstat says
+    // resync=DELAYED (rebuilding); sysfs says it is a check (healthy).
+    let root = mdstat_root(&fixture_bytes(
+        "mdstat/checkraid-raid1-resync-delayed-and-check-bitmap.txt",
+    ));
+    let bin = tempfile::tempdir().unwrap();
+    let s = section(collector(bin.path()).collect(&ctx(root.path())));
+    assert_eq!(s.md_arrays[1].name, "md1");
+    assert_eq!(s.md_arrays[1].verdict, "rebuilding");
+    assert_eq!(s.verdict, "rebuilding");
+
+    write(root.path(), "sys/block/md1/md/sync_action", b"check\n");
+    let s = section(collector(bin.path()).collect(&ctx(root.path())));
+    let md1 = &s.md_arrays[1];
+    let sync = md1.sync.as_ref().unwrap();
+    assert_eq!(
+        (sync.action.as_str(), sync.state.as_str()),
+        ("check", "delayed")
+    );
+    assert_eq!(md1.verdict, "healthy");
+    assert_eq!(s.verdict, "healthy");
+
+    // A real resync stays a resync.
+    write(root.path(), "sys/block/md1/md/sync_action", b"resync\n");
+    let s = section(collector(bin.path()).collect(&ctx(root.path())));
+    assert_eq!(s.md_arrays[1].verdict, "rebuilding");
+}
