@@ -11,6 +11,7 @@ pub mod report;
 pub mod run;
 pub mod spool;
 pub mod state;
+pub mod subprocess;
 
 #[cfg(test)]
 #[allow(dead_code)] // until the fixture-driven parser tests land

@@ -6,8 +6,10 @@
 //! aborts the snapshot.
 
 pub mod host;
+pub mod packages;
 pub mod passwd;
 pub mod processes;
+pub mod raid;
 pub mod ssh_keys;
 
 use std::time::Instant;
@@ -48,6 +50,8 @@ pub fn all() -> Vec<Box<dyn Collector>> {
         Box::new(host::HostCollector),
         Box::new(processes::ProcessCollector::default()),
         Box::new(ssh_keys::SshKeysCollector),
+        Box::new(raid::RaidCollector::default()),
+        Box::new(packages::PackagesCollector::default()),
     ]
 }
 

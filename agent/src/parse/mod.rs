@@ -2,4 +2,11 @@
 //! on the real-world samples in `../shared/fixtures`.
 
 pub mod authorized_keys;
+pub mod dpkg;
+pub mod mdstat;
+pub mod megacli;
+pub mod megaraid;
+pub mod rpm;
 pub mod sshd_config;
+pub mod storcli;
+pub mod verdict;

@@ -2,7 +2,9 @@
 //! One module per section; `--json` bypasses all of this.
 
 pub mod host;
+pub mod packages;
 pub mod processes;
+pub mod raid;
 pub mod ssh_keys;
 pub mod table;
 
@@ -35,6 +37,8 @@ pub fn section(s: &Section, opts: &Options) -> String {
         Some(Body::Host(h)) => host::render(h),
         Some(Body::Processes(p)) => processes::render(p, opts),
         Some(Body::SshKeys(k)) => ssh_keys::render(k),
+        Some(Body::Raid(r)) => raid::render(r),
+        Some(Body::Packages(p)) => packages::render(p, opts),
         Some(_) => String::from("(no table view for this section yet: use --json)\n"),
         None => String::new(),
     };
