@@ -6,6 +6,7 @@
 //! aborts the snapshot.
 
 pub mod host;
+pub mod log_config;
 pub mod passwd;
 pub mod processes;
 
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Collector>> {
     vec![
         Box::new(host::HostCollector::default()),
         Box::new(processes::ProcessCollector::default()),
+        Box::new(log_config::LogConfigCollector),
     ]
 }
 
