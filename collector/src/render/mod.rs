@@ -2,6 +2,7 @@
 //! One module per section; `--json` bypasses all of this.
 
 pub mod host;
+pub mod log_config;
 pub mod processes;
 pub mod table;
 
@@ -33,6 +34,7 @@ pub fn section(s: &Section, opts: &Options) -> String {
     let body = match &s.body {
         Some(Body::Host(h)) => host::render(h),
         Some(Body::Processes(p)) => processes::render(p, opts),
+        Some(Body::LogConfig(l)) => log_config::render(l),
         Some(_) => String::from("(no table view for this section yet: use --json)\n"),
         None => String::new(),
     };
