@@ -125,7 +125,9 @@ fn validate(key: &str, value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{key}={value}`: invalid value (journald would ignore it)"))
+        Err(format!(
+            "`{key}={value}`: invalid value (journald would ignore it)"
+        ))
     }
 }
 

@@ -142,10 +142,7 @@ pub fn parse(text: &str, inherited: &RotationPolicy) -> Parsed {
     if !p.pending.is_empty() {
         p.issue(
             p.pending_line,
-            format!(
-                "log path {} has no `{{ … }}` stanza",
-                p.pending.join(" ")
-            ),
+            format!("log path {} has no `{{ … }}` stanza", p.pending.join(" ")),
         );
     }
     p.out
@@ -351,7 +348,10 @@ fn apply(p: &mut RotationPolicy, words: &[String]) -> Result<(), String> {
         }
         "maxage" => {
             let v = need("a number of days")?;
-            p.maxage_days = Some(v.parse().map_err(|_| format!("`maxage {v}`: not a number"))?);
+            p.maxage_days = Some(
+                v.parse()
+                    .map_err(|_| format!("`maxage {v}`: not a number"))?,
+            );
         }
         "compress" => p.compress = true,
         "nocompress" => p.compress = false,

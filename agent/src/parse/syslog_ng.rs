@@ -100,7 +100,12 @@ fn collect(nodes: &[Node], commented: bool, out: &mut Parsed) {
 
 fn destination(name: &str, body: &[Node], commented: bool, out: &mut Parsed) {
     for d in body {
-        let Node::Call { name: driver, args, line } = d else {
+        let Node::Call {
+            name: driver,
+            args,
+            line,
+        } = d
+        else {
             continue;
         };
         let positional = args.iter().find_map(|a| match a {

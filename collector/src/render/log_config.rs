@@ -25,7 +25,9 @@ fn forwards(s: &LogConfigSection, out: &mut String) {
     if s.forwards.is_empty() {
         return;
     }
-    let mut t = Table::new(["TARGET", "PORT", "PROTO", "WHAT", "DAEMON", "SOURCE", "NOTE"]);
+    let mut t = Table::new([
+        "TARGET", "PORT", "PROTO", "WHAT", "DAEMON", "SOURCE", "NOTE",
+    ]);
     for f in &s.forwards {
         let port = if f.port == 0 {
             "default".to_string()
@@ -41,7 +43,14 @@ fn forwards(s: &LogConfigSection, out: &mut String) {
             f.target.clone(),
             port,
             f.protocol.clone(),
-            clip(if f.selector.is_empty() { "(all)" } else { &f.selector }, 40),
+            clip(
+                if f.selector.is_empty() {
+                    "(all)"
+                } else {
+                    &f.selector
+                },
+                40,
+            ),
             f.daemon.clone(),
             format!("{}:{}", f.file, f.line),
             note,
@@ -85,7 +94,11 @@ fn journald(s: &LogConfigSection, out: &mut String) {
         ("ForwardToSyslog", &j.forward_to_syslog),
         ("Compress", &j.compress),
     ] {
-        let v = if v.is_empty() { "(default)" } else { v.as_str() };
+        let v = if v.is_empty() {
+            "(default)"
+        } else {
+            v.as_str()
+        };
         out.push_str(&format!("  {k:<16} {v}\n"));
     }
     if j.storage == "volatile" || j.storage == "none" {
@@ -101,7 +114,9 @@ fn rotation(s: &LogConfigSection, out: &mut String) {
         return;
     }
     out.push_str("\nrotation rules\n");
-    let mut t = Table::new(["PATHS", "MATCHED", "FREQ", "KEEP", "SIZE", "OPTIONS", "SOURCE"]);
+    let mut t = Table::new([
+        "PATHS", "MATCHED", "FREQ", "KEEP", "SIZE", "OPTIONS", "SOURCE",
+    ]);
     for r in &s.rotation {
         let p = r.policy.clone().unwrap_or_default();
         t.row([
@@ -113,7 +128,13 @@ fn rotation(s: &LogConfigSection, out: &mut String) {
                 p.frequency.clone()
             },
             p.rotate
-                .map(|n| if n == u32::MAX { "all".into() } else { n.to_string() })
+                .map(|n| {
+                    if n == u32::MAX {
+                        "all".into()
+                    } else {
+                        n.to_string()
+                    }
+                })
                 .unwrap_or_else(|| "-".into()),
             size(&p),
             flags(&p),
@@ -134,7 +155,11 @@ fn size(p: &RotationPolicy) -> String {
             v.push(format!("{name} {}", human_bytes(b)));
         }
     }
-    if v.is_empty() { "-".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn flags(p: &RotationPolicy) -> String {
@@ -276,7 +301,10 @@ mod tests {
         assert!(text.contains("! journal Storage=volatile"), "{text}");
         assert!(text.contains("! 1 UNROTATED file(s)"), "{text}");
         assert!(text.contains("!  /var/log/custom.out  2.0 KiB"), "{text}");
-        assert!(text.contains("! /etc/logrotate.d/broken:3: missing `{`"), "{text}");
+        assert!(
+            text.contains("! /etc/logrotate.d/broken:3: missing `{`"),
+            "{text}"
+        );
         assert!(text.contains("/var/log: 3.0 MiB"), "{text}");
     }
 
@@ -287,7 +315,14 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("/var/log/app/*.log"))
             .unwrap();
-        for want in ["daily", "7", "max 10.0 MiB", "compress", "su app app", "/etc/logrotate.d/app:1"] {
+        for want in [
+            "daily",
+            "7",
+            "max 10.0 MiB",
+            "compress",
+            "su app app",
+            "/etc/logrotate.d/app:1",
+        ] {
             assert!(row.contains(want), "{want} missing in {row}");
         }
         assert!(text.contains("SystemMaxUse     (default)"), "{text}");
@@ -300,6 +335,9 @@ mod tests {
         s.unrotated.clear();
         let text = render(&s);
         assert!(!text.contains("NO ACTIVE FORWARDING"), "{text}");
-        assert!(text.contains("every file under /var/log is covered"), "{text}");
+        assert!(
+            text.contains("every file under /var/log is covered"),
+            "{text}"
+        );
     }
 }

@@ -27,7 +27,11 @@ fn good_host() -> tempfile::TempDir {
         "/etc/rsyslog.d/50-default.conf",
         "auth,authpriv.*\t/var/log/auth.log\n*.*;auth,authpriv.none\t-/var/log/syslog\nlocal0.*\t/var/log/app/custom.out\n",
     );
-    put(r, "/etc/rsyslog.d/README", "not a .conf: not included\n*.* @@readme.example.com\n");
+    put(
+        r,
+        "/etc/rsyslog.d/README",
+        "not a .conf: not included\n*.* @@readme.example.com\n",
+    );
     put(
         r,
         "/etc/logrotate.conf",
@@ -44,7 +48,11 @@ fn good_host() -> tempfile::TempDir {
         "/var/log/app/*.log {\n  size 10M\n  rotate 5\n  copytruncate\n  su app app\n}\n",
     );
     // Package-manager leftovers are skipped like logrotate skips them.
-    put(r, "/etc/logrotate.d/app.dpkg-old", "/var/log/unrotated.log {\n}\n");
+    put(
+        r,
+        "/etc/logrotate.d/app.dpkg-old",
+        "/var/log/unrotated.log {\n}\n",
+    );
     put(
         r,
         "/etc/systemd/journald.conf",
@@ -113,8 +121,24 @@ fn fake_host_is_read_field_by_field() {
     assert_eq!(
         fw,
         [
-            ("logs.example.com", 6514, "tcp", "*.*", "/etc/rsyslog.conf", 3, false),
-            ("old.example.com", 0, "udp", "*.*", "/etc/rsyslog.conf", 4, true),
+            (
+                "logs.example.com",
+                6514,
+                "tcp",
+                "*.*",
+                "/etc/rsyslog.conf",
+                3,
+                false
+            ),
+            (
+                "old.example.com",
+                0,
+                "udp",
+                "*.*",
+                "/etc/rsyslog.conf",
+                4,
+                true
+            ),
             (
                 "siem.example.com",
                 514,
@@ -136,7 +160,11 @@ fn fake_host_is_read_field_by_field() {
         [
             ("/var/log/auth.log", false, "/etc/rsyslog.d/50-default.conf"),
             ("/var/log/syslog", true, "/etc/rsyslog.d/50-default.conf"),
-            ("/var/log/app/custom.out", false, "/etc/rsyslog.d/50-default.conf"),
+            (
+                "/var/log/app/custom.out",
+                false,
+                "/etc/rsyslog.d/50-default.conf"
+            ),
         ]
     );
 
@@ -162,9 +190,19 @@ fn fake_host_is_read_field_by_field() {
         .map(|r| (r.patterns.as_slice(), r.file.as_str(), r.line))
         .collect();
     assert_eq!(rules.len(), 3, "{rules:?}");
-    assert_eq!(rules[0], (&["/var/log/app/*.log".to_string()][..], "/etc/logrotate.d/app", 1));
+    assert_eq!(
+        rules[0],
+        (
+            &["/var/log/app/*.log".to_string()][..],
+            "/etc/logrotate.d/app",
+            1
+        )
+    );
     assert_eq!(rules[1].1, "/etc/logrotate.d/rsyslog");
-    assert_eq!(rules[2], (&["/var/log/wtmp".to_string()][..], "/etc/logrotate.conf", 5));
+    assert_eq!(
+        rules[2],
+        (&["/var/log/wtmp".to_string()][..], "/etc/logrotate.conf", 5)
+    );
     let app = &s.rotation[0];
     assert_eq!(app.matched, ["/var/log/app/a.log", "/var/log/app/b.log"]);
     let p = app.policy.as_ref().unwrap();
@@ -175,7 +213,10 @@ fn fake_host_is_read_field_by_field() {
     assert_eq!(p.su, "app app");
     assert_eq!(p.create, "default");
     let rs = s.rotation[1].policy.as_ref().unwrap();
-    assert_eq!(s.rotation[1].matched, ["/var/log/auth.log", "/var/log/syslog"]);
+    assert_eq!(
+        s.rotation[1].matched,
+        ["/var/log/auth.log", "/var/log/syslog"]
+    );
     assert_eq!((rs.frequency.as_str(), rs.rotate), ("daily", Some(7)));
     assert!(rs.compress && rs.delaycompress && rs.missingok);
     assert_eq!(rs.scripts, ["postrotate"]);
@@ -218,7 +259,9 @@ fn fake_host_is_read_field_by_field() {
         ]
     );
     assert!(
-        s.files.iter().all(|f| f.error.is_empty() && f.issues.is_empty()),
+        s.files
+            .iter()
+            .all(|f| f.error.is_empty() && f.issues.is_empty()),
         "{:?}",
         s.files
     );
@@ -238,19 +281,39 @@ fn broken_files_are_flagged_and_the_rest_still_reports() {
         "/etc/rsyslog.d/a.conf",
         "$IncludeConfig /etc/rsyslog.conf\n*.* @@a.example.com\n",
     );
-    put(r, "/etc/rsyslog.d/bin.conf", b"\x7fELF\x02\x01\x01\x00\x00\x00garbage\xff\xfe");
-    put(r, "/etc/rsyslog.d/latin1.conf", b"*.* @h\xe9st.example.com:514\n");
+    put(
+        r,
+        "/etc/rsyslog.d/bin.conf",
+        b"\x7fELF\x02\x01\x01\x00\x00\x00garbage\xff\xfe",
+    );
+    put(
+        r,
+        "/etc/rsyslog.d/latin1.conf",
+        b"*.* @h\xe9st.example.com:514\n",
+    );
     let mut huge = String::from("*.* @@early.example.com:1\n");
     while huge.len() < 2 * 1024 * 1024 {
         huge.push_str("# filler comment line to push the file over the bound\n");
     }
     huge.push_str("*.* @@late.example.com:2\n");
     put(r, "/etc/rsyslog.d/zz-huge.conf", huge);
-    put(r, "/etc/logrotate.conf", "weekly\ninclude /etc/logrotate.d\n");
+    put(
+        r,
+        "/etc/logrotate.conf",
+        "weekly\ninclude /etc/logrotate.d\n",
+    );
     put(r, "/etc/logrotate.d/loop", "include /etc/logrotate.conf\n");
-    put(r, "/etc/logrotate.d/broken", "/var/log/x.log\n  rotate 2\n}\n");
+    put(
+        r,
+        "/etc/logrotate.d/broken",
+        "/var/log/x.log\n  rotate 2\n}\n",
+    );
     fs::create_dir_all(r.join("etc/systemd/journald.conf.d/dir.conf")).unwrap();
-    put(r, "/etc/systemd/journald.conf.d/ok.conf", "[Journal]\nStorage=auto\n");
+    put(
+        r,
+        "/etc/systemd/journald.conf.d/ok.conf",
+        "[Journal]\nStorage=auto\n",
+    );
 
     let s = read_log_config(&HostFs::new(r)).unwrap();
     let targets: Vec<&str> = s.forwards.iter().map(|f| f.target.as_str()).collect();
@@ -267,18 +330,34 @@ fn broken_files_are_flagged_and_the_rest_still_reports() {
     let loop_issue = &file("/etc/rsyslog.d/a.conf").issues;
     assert_eq!(loop_issue.len(), 1, "{loop_issue:?}");
     assert_eq!(loop_issue[0].line, 1);
-    assert!(loop_issue[0].reason.contains("include loop"), "{}", loop_issue[0].reason);
+    assert!(
+        loop_issue[0].reason.contains("include loop"),
+        "{}",
+        loop_issue[0].reason
+    );
     assert!(file("/etc/rsyslog.d/bin.conf").error.contains("binary"));
     let latin = &file("/etc/rsyslog.d/latin1.conf").issues;
-    assert_eq!((latin[0].line, latin[0].reason.contains("UTF-8")), (0, true));
+    assert_eq!(
+        (latin[0].line, latin[0].reason.contains("UTF-8")),
+        (0, true)
+    );
     let huge = &file("/etc/rsyslog.d/zz-huge.conf").issues;
     assert_eq!(huge.len(), 1, "{huge:?}");
     assert!(huge[0].reason.contains("bound"), "{}", huge[0].reason);
-    assert!(file("/etc/logrotate.d/loop").issues[0].reason.contains("include loop"));
-    let broken = &file("/etc/logrotate.d/broken").issues;
-    assert_eq!((broken[0].line, broken[0].reason.contains("missing `{`")), (1, true));
     assert!(
-        file("/etc/systemd/journald.conf.d/dir.conf").error.contains("not a regular file"),
+        file("/etc/logrotate.d/loop").issues[0]
+            .reason
+            .contains("include loop")
+    );
+    let broken = &file("/etc/logrotate.d/broken").issues;
+    assert_eq!(
+        (broken[0].line, broken[0].reason.contains("missing `{`")),
+        (1, true)
+    );
+    assert!(
+        file("/etc/systemd/journald.conf.d/dir.conf")
+            .error
+            .contains("not a regular file"),
         "{:?}",
         s.files
     );
@@ -321,8 +400,20 @@ fn syslog_ng_with_an_include_dir() {
     assert_eq!(s.daemons, ["syslog-ng"]);
     let f = &s.forwards[0];
     assert_eq!(
-        (f.target.as_str(), f.port, f.protocol.as_str(), f.file.as_str(), f.line),
-        ("siem.example.com", 6514, "tls", "/etc/syslog-ng/conf.d/remote.conf", 1)
+        (
+            f.target.as_str(),
+            f.port,
+            f.protocol.as_str(),
+            f.file.as_str(),
+            f.line
+        ),
+        (
+            "siem.example.com",
+            6514,
+            "tls",
+            "/etc/syslog-ng/conf.d/remote.conf",
+            1
+        )
     );
     // scl.conf is on syslog-ng's include path, not missing.
     assert!(s.files.iter().all(|f| f.issues.is_empty()), "{:?}", s.files);
@@ -343,8 +434,16 @@ fn rotated_copies_are_recognised() {
     ] {
         assert_eq!(rotated_from(p, &[]).as_deref(), Some(base), "{p}");
     }
-    for p in ["/var/log/Xorg.0.log", "/var/log/dpkg.log", "/var/log/sa/sa20", "/var/log/.1"] {
+    for p in [
+        "/var/log/Xorg.0.log",
+        "/var/log/dpkg.log",
+        "/var/log/sa/sa20",
+        "/var/log/.1",
+    ] {
         assert_eq!(rotated_from(p, &[]), None, "{p}");
     }
-    assert_eq!(rotated_from("/var/log/a.log.1.lz", &[".lz"]).as_deref(), Some("/var/log/a.log"));
+    assert_eq!(
+        rotated_from("/var/log/a.log.1.lz", &[".lz"]).as_deref(),
+        Some("/var/log/a.log")
+    );
 }

@@ -151,9 +151,7 @@ pub(super) fn unrotated(files: &[(String, u64)], rules: &[RotationRule]) -> Vec<
         .map(|p| p.compressext.as_str())
         .filter(|e| !e.is_empty())
         .collect();
-    let covered = |p: &str| {
-        matched.contains(p) || patterns.iter().any(|g| g.matches_with(p, opts))
-    };
+    let covered = |p: &str| matched.contains(p) || patterns.iter().any(|g| g.matches_with(p, opts));
     files
         .iter()
         .filter(|(p, _)| !exempt(p) && !covered(p))

@@ -26,8 +26,11 @@ fn early_systemd_legacy_keys_all_commented() {
 
 #[test]
 fn later_files_override_and_empty_resets() {
-    let main = parse("[Journal]\nStorage=volatile\nSystemMaxUse=1G\nForwardToSyslog=yes\nCompress=no\n");
-    let drop = parse("# local\n[Journal]\nStorage=persistent\nSystemMaxUse=\nMaxRetentionSec=1month\nRuntimeMaxUse=64M\n");
+    let main =
+        parse("[Journal]\nStorage=volatile\nSystemMaxUse=1G\nForwardToSyslog=yes\nCompress=no\n");
+    let drop = parse(
+        "# local\n[Journal]\nStorage=persistent\nSystemMaxUse=\nMaxRetentionSec=1month\nRuntimeMaxUse=64M\n",
+    );
     assert!(main.issues.is_empty() && drop.issues.is_empty());
     let mut s = JournaldSettings::default();
     apply(&mut s, "/etc/systemd/journald.conf", &main);
@@ -43,7 +46,9 @@ fn later_files_override_and_empty_resets() {
 
 #[test]
 fn other_sections_are_ignored_and_bad_lines_reported() {
-    let p = parse("Storage=none\n[Other]\nStorage=auto\n[Journal\n[Journal]\nnonsense\nStorage=sometimes\nForwardToSyslog=maybe\nStorage=\"auto\"\n");
+    let p = parse(
+        "Storage=none\n[Other]\nStorage=auto\n[Journal\n[Journal]\nnonsense\nStorage=sometimes\nForwardToSyslog=maybe\nStorage=\"auto\"\n",
+    );
     let lines: Vec<u32> = p.issues.iter().map(|i| i.line).collect();
     assert_eq!(lines, [1, 4, 6, 7, 8], "{:?}", p.issues);
     assert_eq!(

@@ -2,7 +2,10 @@ use super::*;
 use crate::testutil::fixture;
 
 fn parse_fixture(name: &str) -> Parsed {
-    parse(&fixture(&format!("logconfig/{name}")), &RotationPolicy::default())
+    parse(
+        &fixture(&format!("logconfig/{name}")),
+        &RotationPolicy::default(),
+    )
 }
 
 fn only_rules(p: &Parsed) -> Vec<&Rule> {
@@ -116,7 +119,10 @@ fn every_script_hook_is_skipped_but_noted() {
             ("&DIR&/test-last.log", "lastaction"),
         ]
     );
-    assert!(r.iter().all(|r| r.policy.rotate == Some(3) && r.policy.create == "default"));
+    assert!(
+        r.iter()
+            .all(|r| r.policy.rotate == Some(3) && r.policy.create == "default")
+    );
     assert!(r[2].policy.sharedscripts && r[3].policy.sharedscripts);
     assert!(!r[0].policy.sharedscripts);
 }
@@ -140,7 +146,11 @@ fn missing_open_brace_is_reported_with_its_line_and_read_on() {
     let p = parse_fixture("logrotate-test-malformed-missing-open-brace.in");
     assert_eq!(p.issues.len(), 1, "{:?}", p.issues);
     assert_eq!(p.issues[0].line, 4);
-    assert!(p.issues[0].reason.contains("missing `{`"), "{}", p.issues[0].reason);
+    assert!(
+        p.issues[0].reason.contains("missing `{`"),
+        "{}",
+        p.issues[0].reason
+    );
     let r = only_rules(&p);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].patterns, ["&DIR&/test.log"]);
@@ -154,7 +164,10 @@ fn two_paths_on_one_line_and_no_final_newline() {
     assert!(p.issues.is_empty(), "{:?}", p.issues);
     let r = only_rules(&p);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].patterns, ["/var/log/does_not_exist.log", "&DIR&/test.log"]);
+    assert_eq!(
+        r[0].patterns,
+        ["/var/log/does_not_exist.log", "&DIR&/test.log"]
+    );
     let pol = &r[0].policy;
     assert_eq!(pol.rotate, Some(14));
     assert_eq!(pol.size_bytes, Some(2));
@@ -202,7 +215,15 @@ fn malformed_lines_are_reported_with_line_numbers() {
 
 #[test]
 fn garbage_never_panics() {
-    for t in ["{", "}", "{{{{", "\u{0}\u{1}{}", "a {\n}\n}", "size\n", "/x {\nrotate\n}"] {
+    for t in [
+        "{",
+        "}",
+        "{{{{",
+        "\u{0}\u{1}{}",
+        "a {\n}\n}",
+        "size\n",
+        "/x {\nrotate\n}",
+    ] {
         let _ = parse(t, &RotationPolicy::default());
     }
 }

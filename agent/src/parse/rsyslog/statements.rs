@@ -435,7 +435,9 @@ impl<'a> Scanner<'a, '_> {
             return;
         };
         let kind = kind.to_ascii_lowercase();
-        let options = get("template").map(|t| format!("template={t}")).unwrap_or_default();
+        let options = get("template")
+            .map(|t| format!("template={t}"))
+            .unwrap_or_default();
         let (target_key, port_key) = match kind.as_str() {
             "omfwd" | "omrelp" => ("target", "port"),
             "omhttp" | "omelasticsearch" => ("server", "serverport"),
@@ -448,7 +450,8 @@ impl<'a> Scanner<'a, '_> {
                     (Some(f), _) => (f.to_string(), false),
                     (None, Some(t)) => (format!("dynafile:{t}"), false),
                     (None, None) => {
-                        return self.issue(start, "omfile action without `file=` or `dynaFile=`".into());
+                        return self
+                            .issue(start, "omfile action without `file=` or `dynaFile=`".into());
                     }
                 };
                 let sync_off = get("flushOnTXEnd") == Some("off");
@@ -476,8 +479,8 @@ impl<'a> Scanner<'a, '_> {
         };
         let protocol = match kind.as_str() {
             "omfwd" => {
-                let tls = get("streamDriverMode") == Some("1")
-                    || get("StreamDriver.Mode") == Some("1");
+                let tls =
+                    get("streamDriverMode") == Some("1") || get("StreamDriver.Mode") == Some("1");
                 if tls {
                     "tls".to_string()
                 } else {
@@ -538,7 +541,9 @@ fn params(body: &str) -> Result<Vec<(String, String)>, String> {
                 (val, &v[i + 1..])
             }
             Some(b'[') => {
-                let end = v.find(']').ok_or_else(|| format!("unterminated `[` after `{name}=`"))?;
+                let end = v
+                    .find(']')
+                    .ok_or_else(|| format!("unterminated `[` after `{name}=`"))?;
                 (v[..=end].to_string(), &v[end + 1..])
             }
             _ => {
@@ -575,8 +580,8 @@ fn find_keyword(s: &str, kw: &str) -> Option<usize> {
             None => {
                 let before_ok = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
                 let after = i + kw.len();
-                let after_ok = after >= b.len()
-                    || !(b[after].is_ascii_alphanumeric() || b[after] == b'_');
+                let after_ok =
+                    after >= b.len() || !(b[after].is_ascii_alphanumeric() || b[after] == b'_');
                 if before_ok && after_ok && b[i..].starts_with(kw.as_bytes()) {
                     return Some(i);
                 }
@@ -591,7 +596,8 @@ fn find_keyword(s: &str, kw: &str) -> Option<usize> {
 fn is_selector(s: &str) -> bool {
     s.contains('.')
         && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | ';' | '.' | '=' | '!' | '<' | '>' | '_')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '*' | ',' | ';' | '.' | '=' | '!' | '<' | '>' | '_')
         })
 }
 
@@ -643,14 +649,18 @@ pub(super) mod legacy {
     fn forward(rest: &str, protocol: &str, template: &str) -> Result<Action, String> {
         let (opts, hostport) = match rest.strip_prefix('(') {
             Some(r) => {
-                let end = r.find(')').ok_or_else(|| format!("unclosed `(` in `{rest}`"))?;
+                let end = r
+                    .find(')')
+                    .ok_or_else(|| format!("unclosed `(` in `{rest}`"))?;
                 (format!("({})", &r[..end]), &r[end + 1..])
             }
             None => (String::new(), rest),
         };
         let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
             // [IPv6]:port
-            let end = r.find(']').ok_or_else(|| format!("unclosed `[` in `{hostport}`"))?;
+            let end = r
+                .find(']')
+                .ok_or_else(|| format!("unclosed `[` in `{hostport}`"))?;
             (&r[..end], r[end + 1..].strip_prefix(':'))
         } else {
             match hostport.rsplit_once(':') {

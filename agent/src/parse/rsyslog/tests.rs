@@ -12,7 +12,14 @@ fn active(p: &Parsed) -> Vec<&LogForward> {
 /// (target, port, protocol, selector) of each forward.
 fn summary(f: &[&LogForward]) -> Vec<(String, u32, String, String)> {
     f.iter()
-        .map(|f| (f.target.clone(), f.port, f.protocol.clone(), f.selector.clone()))
+        .map(|f| {
+            (
+                f.target.clone(),
+                f.port,
+                f.protocol.clone(),
+                f.selector.clone(),
+            )
+        })
         .collect()
 }
 
@@ -66,7 +73,10 @@ fn redhat_forwarding_block_is_commented_out() {
     let f = &p.forwards[..];
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(f[0].commented);
-    assert_eq!((f[0].target.as_str(), f[0].port, f[0].protocol.as_str()), ("remote-host", 514, "tcp"));
+    assert_eq!(
+        (f[0].target.as_str(), f[0].port, f[0].protocol.as_str()),
+        ("remote-host", 514, "tcp")
+    );
     assert_eq!(f[0].line, 86);
     assert_eq!(p.modules, ["imuxsock", "imklog"]);
     assert_eq!(p.includes[0].pattern, "/etc/rsyslog.d/*.conf");
@@ -89,7 +99,9 @@ fn legacy_sample_forwards_over_udp_and_tcp_with_options() {
     let p = parse_fixture("rsyslog-sample-legacy-selectors-udp-tcp-forwarding.conf");
     assert!(p.issues.is_empty(), "{:?}", p.issues);
     let a = active(&p);
-    let s = |t: &str, port: u32, proto: &str| (t.to_string(), port, proto.to_string(), "*.*".to_string());
+    let s = |t: &str, port: u32, proto: &str| {
+        (t.to_string(), port, proto.to_string(), "*.*".to_string())
+    };
     assert_eq!(
         summary(&a),
         [
@@ -117,7 +129,10 @@ fn legacy_sample_forwards_over_udp_and_tcp_with_options() {
             "/var/log/error",
         ]
     );
-    assert_eq!(p.outputs[3].selector, r#":FROMHOST, isequal,"myhost.example.com""#);
+    assert_eq!(
+        p.outputs[3].selector,
+        r#":FROMHOST, isequal,"myhost.example.com""#
+    );
 }
 
 #[test]
@@ -127,14 +142,22 @@ fn multi_line_omfwd_action_with_selector_and_commented_alternatives() {
     let a = active(&p);
     assert_eq!(
         summary(&a),
-        [("CHANGE_ME".to_string(), 10514, "tcp".to_string(), "*.*".to_string())]
+        [(
+            "CHANGE_ME".to_string(),
+            10514,
+            "tcp".to_string(),
+            "*.*".to_string()
+        )]
     );
     assert_eq!(a[0].options, "template=ForwardFormat");
     assert_eq!(a[0].line, 35);
     // The four commented `if … then { action(…) }` alternatives are noted.
     let c: Vec<&LogForward> = p.forwards.iter().filter(|f| f.commented).collect();
     assert_eq!(c.len(), 4, "{c:?}");
-    assert!(c.iter().all(|f| f.target == "CHANGE_ME" && f.port == 10514 && f.protocol == "tcp"));
+    assert!(
+        c.iter()
+            .all(|f| f.target == "CHANGE_ME" && f.port == 10514 && f.protocol == "tcp")
+    );
     assert_eq!(
         c[0].selector,
         r#"if ($syslogfacility-text == "auth" or $syslogfacility-text == "authpriv")"#
@@ -147,7 +170,12 @@ fn bare_action_without_selector_defaults_to_udp() {
     assert!(p.issues.is_empty(), "{:?}", p.issues);
     assert_eq!(
         summary(&active(&p)),
-        [("collector".to_string(), 514, "udp".to_string(), String::new())]
+        [(
+            "collector".to_string(),
+            514,
+            "udp".to_string(),
+            String::new()
+        )]
     );
     assert_eq!(p.forwards[0].line, 3);
 }
@@ -160,8 +188,16 @@ fn docker_if_then_writes_local_files_only() {
     assert_eq!(
         outputs(&p),
         [
-            ("dynafile:DockerLogFileName", false, "if $programname startswith 'docker/'"),
-            ("/var/log/docker/docker.log", false, "if $syslogtag startswith 'docker'"),
+            (
+                "dynafile:DockerLogFileName",
+                false,
+                "if $programname startswith 'docker/'"
+            ),
+            (
+                "/var/log/docker/docker.log",
+                false,
+                "if $syslogtag startswith 'docker'"
+            ),
         ]
     );
     assert_eq!(p.outputs[1].line, 16);
@@ -191,8 +227,18 @@ ruleset(name="remote") {
             ("relp.example.com".into(), 2514, "relp".into(), "*.*".into()),
             ("2001:db8::1".into(), 6514, "tcp".into(), "*.*".into()),
             ("backup.example.com".into(), 0, "udp".into(), "*.*".into()),
-            ("siem".into(), 6514, "tls".into(), "if $programname == 'sshd'".into()),
-            ("10.1.1.1".into(), 20514, "relp".into(), "ruleset remote".into()),
+            (
+                "siem".into(),
+                6514,
+                "tls".into(),
+                "if $programname == 'sshd'".into()
+            ),
+            (
+                "10.1.1.1".into(),
+                20514,
+                "relp".into(),
+                "ruleset remote".into()
+            ),
         ]
     );
     assert_eq!(p.forwards[4].line, 11);
@@ -221,8 +267,26 @@ fn malformed_statements_are_reported_with_lines() {
 #[test]
 fn garbage_never_panics() {
     for t in [
-        "(", ")", "action(", "if", "if then", "}}}{{{", ":", "::::", "&", "@", "*.* @", "*.* @(",
-        "*.* @[", "$", "\u{0}\u{ff}", "action(type=\"omfwd\" target=\"é", "/*", "*/", "#\\", "a\\",
+        "(",
+        ")",
+        "action(",
+        "if",
+        "if then",
+        "}}}{{{",
+        ":",
+        "::::",
+        "&",
+        "@",
+        "*.* @",
+        "*.* @(",
+        "*.* @[",
+        "$",
+        "\u{0}\u{ff}",
+        "action(type=\"omfwd\" target=\"é",
+        "/*",
+        "*/",
+        "#\\",
+        "a\\",
     ] {
         let _ = parse(t);
     }

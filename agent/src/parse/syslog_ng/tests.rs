@@ -16,7 +16,12 @@ fn debian_default_has_files_and_only_a_commented_tcp_destination() {
     let f = &p.forwards;
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
-        (f[0].target.as_str(), f[0].port, f[0].protocol.as_str(), f[0].selector.as_str()),
+        (
+            f[0].target.as_str(),
+            f[0].port,
+            f[0].protocol.as_str(),
+            f[0].selector.as_str()
+        ),
         ("127.0.0.1", 1000, "tcp", "d_net")
     );
     assert_eq!(f[0].line, 79);
@@ -35,7 +40,9 @@ fn debian_default_has_files_and_only_a_commented_tcp_destination() {
 
 #[test]
 fn docker_network_source_is_not_a_forward() {
-    let p = parse(&fixture("logconfig/syslog-ng.conf-docker-network-source.conf"));
+    let p = parse(&fixture(
+        "logconfig/syslog-ng.conf-docker-network-source.conf",
+    ));
     assert!(p.issues.is_empty(), "{:?}", p.issues);
     assert!(p.forwards.is_empty(), "{:?}", p.forwards);
     let files: Vec<&str> = p.outputs.iter().map(|o| o.path.as_str()).collect();
@@ -61,7 +68,15 @@ source s_net { tcp(port(514)); };
     let s: Vec<(&str, u32, &str, &str, u32)> = p
         .forwards
         .iter()
-        .map(|f| (f.target.as_str(), f.port, f.protocol.as_str(), f.selector.as_str(), f.line))
+        .map(|f| {
+            (
+                f.target.as_str(),
+                f.port,
+                f.protocol.as_str(),
+                f.selector.as_str(),
+                f.line,
+            )
+        })
         .collect();
     assert_eq!(
         s,
@@ -87,7 +102,17 @@ fn unbalanced_and_bad_ports_are_reported() {
 
 #[test]
 fn garbage_never_panics() {
-    for t in ["{", ")", "(((", "\"", "`", "destination", "destination {", "@include", "\u{0}{}()"] {
+    for t in [
+        "{",
+        ")",
+        "(((",
+        "\"",
+        "`",
+        "destination",
+        "destination {",
+        "@include",
+        "\u{0}{}()",
+    ] {
         let _ = parse(t);
     }
 }

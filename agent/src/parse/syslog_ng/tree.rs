@@ -125,7 +125,11 @@ fn seq(
                 };
                 flush(&mut head, &mut out);
                 let args = seq(toks, pos, Some((')', l)), issues);
-                out.push(Node::Call { name, args, line: l });
+                out.push(Node::Call {
+                    name,
+                    args,
+                    line: l,
+                });
             }
             Tok::Open(_) => {
                 let line0 = head.first().map(|h| h.1).unwrap_or(*line);
