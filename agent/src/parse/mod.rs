@@ -5,3 +5,6 @@ pub mod journald;
 pub mod logrotate;
 pub mod rsyslog;
 pub mod syslog_ng;
+
+#[cfg(test)]
+mod logconfig_fuzz;

@@ -528,8 +528,10 @@ fn params(body: &str) -> Result<Vec<(String, String)>, String> {
                         None => return Err(format!("unterminated string after `{name}=`")),
                         Some(&c) if c == q => break,
                         Some(b'\\') if i + 1 < b.len() => {
-                            val.push(b[i + 1] as char);
-                            i += 2;
+                            // The escaped character may be multi-byte.
+                            let ch = v[i + 1..].chars().next().unwrap_or(' ');
+                            val.push(ch);
+                            i += 1 + ch.len_utf8();
                             continue;
                         }
                         Some(_) => {}

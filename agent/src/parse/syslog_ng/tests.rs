@@ -96,8 +96,8 @@ fn unbalanced_and_bad_ports_are_reported() {
     let lines: Vec<u32> = p.issues.iter().map(|i| i.line).collect();
     assert_eq!(lines, [1, 2, 2], "{:?}", p.issues);
     assert!(p.issues[0].reason.contains("bad port"));
-    assert!(p.issues[1].reason.contains("without a host"));
-    assert!(p.issues[2].reason.contains("never closed"));
+    assert!(p.issues[1].reason.contains("never closed"));
+    assert!(p.issues[2].reason.contains("without a host"));
 }
 
 #[test]
