@@ -447,3 +447,48 @@ fn rotated_copies_are_recognised() {
         Some("/var/log/a.log")
     );
 }
+
+#[test]
+fn include_depth_and_var_log_walk_are_bounded() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    // A directory include (`$IncludeConfig dir/`) and a chain ten deep.
+    put(r, "/etc/rsyslog.conf", "$IncludeConfig /etc/rsyslog.d/\n");
+    put(
+        r,
+        "/etc/rsyslog.d/0.conf",
+        "$IncludeConfig /etc/chain/1.conf\n",
+    );
+    for i in 1..10 {
+        put(
+            r,
+            &format!("/etc/chain/{i}.conf"),
+            format!("$IncludeConfig /etc/chain/{}.conf\n*.* @host{i}\n", i + 1),
+        );
+    }
+    let mut deep = String::from("/var/log");
+    for i in 0..10 {
+        deep.push_str(&format!("/d{i}"));
+    }
+    put(r, &format!("{deep}/deep.log"), "x");
+    put(r, "/var/log/top.log", "xy");
+    let s = read_log_config(&HostFs::new(r)).unwrap();
+    // rsyslog.conf is depth 0, 0.conf 1, then chain 1..=7 fit in 8 levels.
+    let targets: Vec<&str> = s.forwards.iter().map(|f| f.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "host1", "host2", "host3", "host4", "host5", "host6", "host7"
+        ]
+    );
+    let last = &s.files.last().unwrap();
+    assert_eq!(last.path, "/etc/chain/7.conf");
+    assert!(
+        last.issues[0].reason.contains("nested deeper than 8"),
+        "{:?}",
+        last.issues
+    );
+    assert!(s.var_log_partial);
+    assert_eq!(s.var_log_bytes, 2);
+    assert_eq!(s.unrotated.len(), 1);
+}

@@ -157,8 +157,15 @@ impl<'a> Scanner<'a, '_> {
             b':' => return self.property_filter(),
             _ => {}
         }
+        // `if … then @@host:514`: a legacy action after a RainerScript filter.
+        if self.pending.is_some() && starts_legacy_action(r) {
+            let start = self.pos;
+            let sel = self.selector();
+            return self.legacy_action(start, sel);
+        }
         match word {
-            "if" if !after_word.is_empty() => return self.if_then(),
+            "if" if !after_word.is_empty() => return self.if_then("if", "then"),
+            "foreach" if !after_word.is_empty() => return self.if_then("foreach", "do"),
             "else" => {
                 self.pos += word.len();
                 self.pending = Some("else".into());
@@ -233,7 +240,8 @@ impl<'a> Scanner<'a, '_> {
         None
     }
 
-    fn if_then(&mut self) -> bool {
+    /// `if EXPR then` / `foreach (…) do`: the filter applies to what follows.
+    fn if_then(&mut self, kw: &str, then_kw: &str) -> bool {
         let start = self.pos;
         let r = self.rest();
         // In comments the expression must end on its own line: prose that
@@ -243,14 +251,14 @@ impl<'a> Scanner<'a, '_> {
         } else {
             r
         };
-        let Some(then) = find_keyword(scope, "then") else {
-            self.issue(start, "`if` without `then`".into());
+        let Some(then) = find_keyword(scope, then_kw) else {
+            self.issue(start, format!("`{kw}` without `{then_kw}`"));
             self.take_line();
             return true;
         };
-        let expr = normalize_ws(scope[2..then].trim());
-        self.pos += then + 4;
-        self.pending = Some(format!("if {expr}"));
+        let expr = normalize_ws(scope[kw.len()..then].trim());
+        self.pos += then + then_kw.len();
+        self.pending = Some(format!("{kw} {expr}"));
         true
     }
 
@@ -592,6 +600,10 @@ fn find_keyword(s: &str, kw: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+fn starts_legacy_action(r: &str) -> bool {
+    r.starts_with(['@', '/', '~', '?', '|', '^']) || r.starts_with("-/") || r.starts_with(":om")
 }
 
 /// `facility.priority[;…]` as legacy selectors are written.

@@ -254,6 +254,34 @@ ruleset(name="remote") {
 }
 
 #[test]
+fn legacy_actions_after_then_and_foreach_blocks() {
+    let text = "if $msg contains 'panic' then @@alerts.example.com:5514\nforeach ($.i in $!list) do {\n  action(type=\"omfwd\" target=\"each\")\n}\nif $programname == 'cron' then -/var/log/cron.log\n";
+    let p = parse(text);
+    assert!(p.issues.is_empty(), "{:?}", p.issues);
+    assert_eq!(
+        summary(&active(&p)),
+        [
+            (
+                "alerts.example.com".into(),
+                5514,
+                "tcp".into(),
+                "if $msg contains 'panic'".into()
+            ),
+            (
+                "each".into(),
+                0,
+                "udp".into(),
+                "foreach ($.i in $!list)".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        outputs(&p),
+        [("/var/log/cron.log", true, "if $programname == 'cron'")]
+    );
+}
+
+#[test]
 fn malformed_statements_are_reported_with_lines() {
     let text = "*.* @@host:99999\njunk line here\nauth.*\naction(type=\"omfwd\" port=\"514\")\n*.* action(type=\"omfwd\" target=\"x\"\n";
     let p = parse(text);
