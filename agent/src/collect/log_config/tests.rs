@@ -492,3 +492,35 @@ fn include_depth_and_var_log_walk_are_bounded() {
     assert_eq!(s.var_log_bytes, 2);
     assert_eq!(s.unrotated.len(), 1);
 }
+
+#[test]
+fn copies_in_an_olddir_are_not_unrotated() {
+    let rule = |pattern: &str, olddir: &str| RotationRule {
+        patterns: vec![pattern.into()],
+        matched: vec![pattern.into()],
+        policy: Some(RotationPolicy {
+            olddir: olddir.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let rules = [
+        rule("/var/log/app/a.log", "old"),
+        rule("/var/log/b.log", "/var/log/archive/"),
+    ];
+    let files: Vec<(String, u64)> = [
+        "/var/log/app/a.log",
+        "/var/log/app/old/a.log.1.gz",
+        "/var/log/b.log",
+        "/var/log/archive/b.log-20250101",
+        "/var/log/archive/c.log.1",
+    ]
+    .iter()
+    .map(|p| (p.to_string(), 1))
+    .collect();
+    let u: Vec<String> = varlog::unrotated(&files, &rules)
+        .into_iter()
+        .map(|u| u.path)
+        .collect();
+    assert_eq!(u, ["/var/log/archive/c.log.1"]);
+}

@@ -151,11 +151,37 @@ pub(super) fn unrotated(files: &[(String, u64)], rules: &[RotationRule]) -> Vec<
         .map(|p| p.compressext.as_str())
         .filter(|e| !e.is_empty())
         .collect();
+    // With `olddir`, rotated copies live in another directory: remember
+    // which (directory, name) pairs copies of covered files may have.
+    let mut olddirs: HashSet<(String, String)> = HashSet::new();
+    for r in rules {
+        let Some(dir) = r.policy.as_ref().map(|p| p.olddir.as_str()) else {
+            continue;
+        };
+        if dir.is_empty() {
+            continue;
+        }
+        for m in &r.matched {
+            let (parent, name) = m.rsplit_once('/').unwrap_or(("", m));
+            let abs = if dir.starts_with('/') {
+                dir.trim_end_matches('/').to_string()
+            } else {
+                format!("{parent}/{}", dir.trim_end_matches('/'))
+            };
+            olddirs.insert((abs, name.to_string()));
+        }
+    }
+    let in_olddir = |base: &str| {
+        let (parent, name) = base.rsplit_once('/').unwrap_or(("", base));
+        olddirs.contains(&(parent.to_string(), name.to_string()))
+    };
     let covered = |p: &str| matched.contains(p) || patterns.iter().any(|g| g.matches_with(p, opts));
     files
         .iter()
         .filter(|(p, _)| !exempt(p) && !covered(p))
-        .filter(|(p, _)| rotated_from(p, &exts).is_none_or(|base| !covered(&base)))
+        .filter(|(p, _)| {
+            rotated_from(p, &exts).is_none_or(|base| !covered(&base) && !in_olddir(&base))
+        })
         .map(|(p, size)| UnrotatedFile {
             path: p.clone(),
             size_bytes: *size,
