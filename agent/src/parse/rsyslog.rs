@@ -6,6 +6,7 @@
 //! expand and follow. Forwards found in commented-out lines are reported with
 //! `commented = true` (someone meant to forward; nothing is sent).
 
+mod legacy;
 mod statements;
 mod text;
 
