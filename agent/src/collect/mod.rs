@@ -6,6 +6,7 @@
 //! aborts the snapshot.
 
 pub mod host;
+pub mod log_config;
 pub mod packages;
 pub mod passwd;
 pub mod processes;
@@ -50,6 +51,7 @@ pub fn all() -> Vec<Box<dyn Collector>> {
         Box::new(host::HostCollector),
         Box::new(processes::ProcessCollector::default()),
         Box::new(ssh_keys::SshKeysCollector),
+        Box::new(log_config::LogConfigCollector),
         Box::new(raid::RaidCollector::default()),
         Box::new(packages::PackagesCollector::default()),
     ]

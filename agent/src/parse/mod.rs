@@ -3,10 +3,17 @@
 
 pub mod authorized_keys;
 pub mod dpkg;
+pub mod journald;
+pub mod logrotate;
 pub mod mdstat;
 pub mod megacli;
 pub mod megaraid;
 pub mod rpm;
+pub mod rsyslog;
 pub mod sshd_config;
 pub mod storcli;
+pub mod syslog_ng;
 pub mod verdict;
+
+#[cfg(test)]
+mod logconfig_fuzz;

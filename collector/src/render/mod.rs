@@ -2,6 +2,7 @@
 //! One module per section; `--json` bypasses all of this.
 
 pub mod host;
+pub mod log_config;
 pub mod packages;
 pub mod processes;
 pub mod raid;
@@ -39,6 +40,7 @@ pub fn section(s: &Section, opts: &Options) -> String {
         Some(Body::SshKeys(k)) => ssh_keys::render(k),
         Some(Body::Raid(r)) => raid::render(r),
         Some(Body::Packages(p)) => packages::render(p, opts),
+        Some(Body::LogConfig(l)) => log_config::render(l),
         Some(_) => String::from("(no table view for this section yet: use --json)\n"),
         None => String::new(),
     };
