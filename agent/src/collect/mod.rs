@@ -5,6 +5,7 @@
 //! one becomes that section's status, a log line and a counter; it never
 //! aborts the snapshot.
 
+pub mod containers;
 pub mod host;
 pub mod passwd;
 pub mod processes;
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Collector>> {
     vec![
         Box::new(host::HostCollector::default()),
         Box::new(processes::ProcessCollector::default()),
+        Box::new(containers::ContainersCollector::from_env()),
     ]
 }
 
