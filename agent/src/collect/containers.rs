@@ -218,8 +218,12 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// Connects and settles the API version: bollard defaults to a newer API
-/// than older engines (20.10 speaks 1.41) accept.
+/// Connects and settles the API version. bollard defaults to API 1.53,
+/// which a 20.10 engine (API 1.41) refuses on a versioned path. bollard
+/// 0.21.1 in fact sends unversioned paths (`GET /version`: its URL join
+/// drops the `/v1.53` prefix), which every engine answers at its own API
+/// version; negotiating anyway keeps this correct if bollard starts sending
+/// the prefix, and costs one call per connection, not per tick.
 async fn connect(socket: &Path, call: Duration) -> Result<Docker, CallError> {
     let path = socket.to_string_lossy();
     // bollard's own timeout counts whole seconds; ours is the real bound
@@ -386,7 +390,7 @@ async fn inventory(
     Ok(ContainersSection {
         containers,
         engine_version: version.version.unwrap_or_default(),
-        api_version: docker.client_version().to_string(),
+        api_version: version.api_version.unwrap_or_default(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Human-readable views of snapshot sections for `driftwatch host show`.
 //! One module per section; `--json` bypasses all of this.
 
+pub mod containers;
 pub mod host;
 pub mod processes;
 pub mod table;
@@ -33,6 +34,7 @@ pub fn section(s: &Section, opts: &Options) -> String {
     let body = match &s.body {
         Some(Body::Host(h)) => host::render(h),
         Some(Body::Processes(p)) => processes::render(p, opts),
+        Some(Body::Containers(c)) => containers::render(c),
         Some(_) => String::from("(no table view for this section yet: use --json)\n"),
         None => String::new(),
     };
