@@ -108,8 +108,16 @@ fn real_engine_inventory() {
     .unwrap();
     let tag = format!("{p}:1");
     let context = build.path().display().to_string();
-    docker(&["build", "-q", "-t", &tag, "-t", &format!("{p}:latest"), &context])
-        .unwrap_or_else(|e| panic!("{e}"));
+    docker(&[
+        "build",
+        "-q",
+        "-t",
+        &tag,
+        "-t",
+        &format!("{p}:latest"),
+        &context,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
     let image_id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag])
         .unwrap_or_else(|e| panic!("{e}"));
     guard.images.push(image_id.clone());
@@ -178,8 +186,14 @@ fn real_engine_inventory() {
     let deadline = Instant::now() + Duration::from_secs(45);
     let section = loop {
         let s = collect(&mut collector);
-        let ready = |name: &str, ok: &dyn Fn(&Container) -> bool| find(&s, &n(name)).is_some_and(ok);
-        let health = |c: &Container| c.health.as_ref().map(|h| h.status.clone()).unwrap_or_default();
+        let ready =
+            |name: &str, ok: &dyn Fn(&Container) -> bool| find(&s, &n(name)).is_some_and(ok);
+        let health = |c: &Container| {
+            c.health
+                .as_ref()
+                .map(|h| h.status.clone())
+                .unwrap_or_default()
+        };
         let all_ready = ready("healthy", &|c| health(c) == "healthy")
             && ready("unhealthy", &|c| health(c) == "unhealthy")
             && ready("looping", &|c| c.restart_count > 0)
@@ -199,16 +213,27 @@ fn real_engine_inventory() {
     };
 
     assert!(!section.engine_version.is_empty());
-    assert!(section.api_version.starts_with("1."), "{}", section.api_version);
+    assert!(
+        section.api_version.starts_with("1."),
+        "{}",
+        section.api_version
+    );
     let mine: Vec<&Container> = section
         .containers
         .iter()
         .filter(|c| c.name.starts_with(&p))
         .collect();
-    assert_eq!(mine.len(), 6, "stopped containers are listed too: {mine:#?}");
+    assert_eq!(
+        mine.len(),
+        6,
+        "stopped containers are listed too: {mine:#?}"
+    );
     for c in &mine {
         assert_eq!(c.image_id, image_id, "{}", c.name);
-        assert!(c.image_repo_digests.is_empty(), "a local build has no repo digest");
+        assert!(
+            c.image_repo_digests.is_empty(),
+            "a local build has no repo digest"
+        );
         assert!(c.error.is_empty(), "{}: {}", c.name, c.error);
         assert!(!c.created.is_empty() && c.id.len() == 64, "{c:?}");
     }
@@ -268,7 +293,11 @@ fn real_engine_inventory() {
     let keys: Vec<&str> = compose.labels.iter().map(|l| l.key.as_str()).collect();
     assert_eq!(
         keys,
-        vec!["a.first", "com.docker.compose.project", "com.docker.compose.service"]
+        vec![
+            "a.first",
+            "com.docker.compose.project",
+            "com.docker.compose.service"
+        ]
     );
 }
 

@@ -98,10 +98,10 @@ impl ContainersCollector {
 
     /// Runs a future to completion from this synchronous collector.
     fn block_on<F: Future>(&mut self, fut: F) -> Result<F::Output, SectionError> {
-        if let Ok(handle) = Handle::try_current() {
-            if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-                return Ok(tokio::task::block_in_place(|| handle.block_on(fut)));
-            }
+        if let Ok(handle) = Handle::try_current()
+            && handle.runtime_flavor() == RuntimeFlavor::MultiThread
+        {
+            return Ok(tokio::task::block_in_place(|| handle.block_on(fut)));
         }
         if self.runtime.is_none() {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -178,12 +178,11 @@ pub fn docker_socket(docker_host: Option<&str>, fs: &HostFs) -> Result<PathBuf, 
             ))),
         };
     }
-    if !fs.is_real_root() {
-        if let Ok(p) = fs.resolve(DEFAULT_SOCKET) {
-            if p.exists() {
-                return Ok(p);
-            }
-        }
+    if !fs.is_real_root()
+        && let Ok(p) = fs.resolve(DEFAULT_SOCKET)
+        && p.exists()
+    {
+        return Ok(p);
     }
     Ok(PathBuf::from(DEFAULT_SOCKET))
 }
@@ -196,7 +195,10 @@ enum CallError {
     /// The daemon did not answer in time: it is stuck, stop asking.
     Timeout(String),
     /// The daemon answered with an error (`status` when it was HTTP).
-    Api { status: Option<u16>, message: String },
+    Api {
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl From<CallError> for SectionError {
@@ -231,7 +233,13 @@ async fn connect(socket: &Path, call: Duration) -> Result<Docker, CallError> {
     let secs = call.as_secs() + 2;
     let docker = Docker::connect_with_unix(&path, secs, API_DEFAULT_VERSION)
         .map_err(|e| classify(socket, "connect", e))?;
-    timed(socket, "version negotiation", call, docker.negotiate_version()).await
+    timed(
+        socket,
+        "version negotiation",
+        call,
+        docker.negotiate_version(),
+    )
+    .await
 }
 
 /// One bounded Engine API call.
@@ -280,16 +288,16 @@ fn classify(socket: &Path, what: &str, e: DockerError) -> CallError {
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
                 io.kind(),
                 std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
-            ) {
-                return CallError::NoDaemon(format!(
-                    "no Docker daemon listening on {} ({io})",
-                    socket.display()
-                ));
-            }
+            )
+        {
+            return CallError::NoDaemon(format!(
+                "no Docker daemon listening on {} ({io})",
+                socket.display()
+            ));
         }
         source = err.source();
     }
@@ -370,8 +378,13 @@ async fn inventory(
         let image_id = inspected.image.clone().unwrap_or_default();
         if !image_id.is_empty() && !images.contains_key(&image_id) {
             // One inspect per distinct image: many containers share one.
-            let got = match timed(socket, "image inspect", call, docker.inspect_image(&image_id))
-                .await
+            let got = match timed(
+                socket,
+                "image inspect",
+                call,
+                docker.inspect_image(&image_id),
+            )
+            .await
             {
                 Ok(i) => Ok(i),
                 Err(CallError::Api { message, .. }) => Err(message),

@@ -161,10 +161,10 @@ pub fn container(c: &ContainerInspectResponse, image: Option<&ImageInspect>) -> 
 /// one image; `tag`, `latest` and `untagged` float.
 pub fn reference_kind(reference: &str, image_id: &str) -> &'static str {
     let r = reference.trim();
-    if let Some((_, digest)) = r.split_once('@') {
-        if digest.contains(':') {
-            return "digest";
-        }
+    if let Some((_, digest)) = r.split_once('@')
+        && digest.contains(':')
+    {
+        return "digest";
     }
     let id_hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
     let bare = r.strip_prefix("sha256:");

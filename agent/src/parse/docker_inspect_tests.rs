@@ -72,7 +72,10 @@ fn mongo_failing_probe_while_still_starting() {
         .collect();
     assert_eq!(
         m,
-        vec![("volume", "/data/configdb", true), ("volume", "/data/db", true)]
+        vec![
+            ("volume", "/data/configdb", true),
+            ("volume", "/data/db", true)
+        ]
     );
     assert_eq!(
         c.mounts[1].name,
@@ -114,11 +117,16 @@ fn watchtower_restarting_is_a_restart_loop() {
 
 #[test]
 fn portainer_with_its_image_gets_repo_digests() {
-    let cs = parse_containers(&fixture("docker/inspect-portainer-running-no-healthcheck.json"))
-        .unwrap();
+    let cs = parse_containers(&fixture(
+        "docker/inspect-portainer-running-no-healthcheck.json",
+    ))
+    .unwrap();
     let images = parse_images(&fixture("docker/image-inspect-portainer-repodigests.json")).unwrap();
     assert_eq!(images.len(), 1);
-    assert_eq!(images[0].id, cs[0].image, "the image sample is this container's");
+    assert_eq!(
+        images[0].id, cs[0].image,
+        "the image sample is this container's"
+    );
     let c = container(&cs[0], Some(&images[0]));
     assert_eq!(c.name, "portainer");
     assert_eq!(c.restart_policy, "always");
@@ -170,7 +178,10 @@ fn array_of_13_states_references_and_ids() {
     assert_eq!(by("glpiall_mysql_1").compose_project, "glpiall");
     assert_eq!(by("glpiall_mysql_1").compose_service, "mysql");
     assert_eq!(by("postgresql_karaf").mounts.len(), 2);
-    assert!(cs.iter().all(|c| c.restart_count == 0 && c.health.is_none()));
+    assert!(
+        cs.iter()
+            .all(|c| c.restart_count == 0 && c.health.is_none())
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The `containers` table. A row an operator must look at starts with `!`:
 //! an unhealthy container, one Docker keeps restarting, a floating image
 //! reference, or an entry the agent could not fully read. Notes under the
-//! table say why, with the failing probe's output.
+//! table explain unhealthy, restarting and unreadable ones, with the failing
+//! probe's output.
 
 use driftwatch_common::proto::{Container, ContainersSection, PublishedPort};
 
@@ -15,12 +16,15 @@ pub fn render(s: &ContainersSection) -> String {
     if s.containers.is_empty() {
         return out;
     }
-    let mut t = Table::new(["", "NAME", "IMAGE", "PINNED", "STATE", "HEALTH", "RESTARTS", "PORTS"]);
-    let mut notes = Vec::new();
+    let mut t = Table::new([
+        "", "NAME", "IMAGE", "PINNED", "STATE", "HEALTH", "RESTARTS", "PORTS",
+    ]);
+    let mut below = Vec::new();
     for c in &s.containers {
-        let why = concerns(c);
+        let why = notes(c);
+        let flagged = !why.is_empty() || !c.pinned;
         t.row([
-            if why.is_empty() { "" } else { "!" }.to_string(),
+            if flagged { "!" } else { "" }.to_string(),
             c.name.clone(),
             clip(&c.image, 48),
             pinned(c),
@@ -29,10 +33,10 @@ pub fn render(s: &ContainersSection) -> String {
             restarts(c),
             clip(&ports(&c.ports), 60),
         ]);
-        notes.extend(why.into_iter().map(|w| format!("! {}: {w}\n", c.name)));
+        below.extend(why.into_iter().map(|w| format!("! {}: {w}\n", c.name)));
     }
     out.push_str(&t.render());
-    for n in notes {
+    for n in below {
         out.push_str(&n);
     }
     out
@@ -75,8 +79,10 @@ fn looping(c: &Container) -> bool {
     c.state == "restarting" || c.restart_count > 0
 }
 
-/// Why this row is flagged, one phrase each.
-fn concerns(c: &Container) -> Vec<String> {
+/// Notes for the lines under the table, one phrase each. A floating
+/// reference flags its row but needs no note: the PINNED column says it,
+/// and a host full of tags would otherwise bury the rarer problems.
+fn notes(c: &Container) -> Vec<String> {
     let mut why = Vec::new();
     if let Some(h) = c.health.as_ref().filter(|_| unhealthy(c)) {
         let mut w = format!("UNHEALTHY, {} failing probes in a row", h.failing_streak);
@@ -101,13 +107,6 @@ fn concerns(c: &Container) -> Vec<String> {
             c.restart_policy,
             c.exit_code,
             if c.oom_killed { " (OOM killed)" } else { "" }
-        ));
-    }
-    if !c.pinned {
-        why.push(format!(
-            "FLOATING image reference {:?} ({}): pin it by digest",
-            c.image,
-            c.reference_kind.replace('_', " ")
         ));
     }
     if !c.error.is_empty() {
@@ -255,7 +254,10 @@ mod tests {
         assert!(row("db").contains("UNHEALTHY (3 failing)"), "{text}");
         assert!(row("db").contains("image id"), "{text}");
         assert!(row("web").starts_with("   web"), "a quiet row: {text}");
-        assert!(row("web").contains("*:8080->80/tcp, [::]:8080->80/tcp"), "{text}");
+        assert!(
+            row("web").contains("*:8080->80/tcp, [::]:8080->80/tcp"),
+            "{text}"
+        );
         assert!(row("worker").starts_with("!"));
         assert!(row("worker").contains("RESTARTING"), "{text}");
         assert!(row("worker").contains("7 (always)"), "{text}");
@@ -265,13 +267,24 @@ mod tests {
         assert!(text.contains(
             "! db: UNHEALTHY, 3 failing probes in a row; last probe exit 3: connection refused\n"
         ));
-        assert!(text.contains("! worker: RESTARTING: 7 restarts under policy always, last exit code 1\n"));
-        assert!(text.contains("! old: FLOATING image reference \"busybox\" (untagged)"));
+        assert!(
+            text.contains(
+                "! worker: RESTARTING: 7 restarts under policy always, last exit code 1\n"
+            )
+        );
+        assert!(
+            row("old").starts_with("!"),
+            "floating flags the row: {text}"
+        );
+        assert!(!text.contains("! old:"), "but needs no note: {text}");
         assert!(!text.contains("! web:"), "{text}");
     }
 
     #[test]
     fn empty_section_says_so() {
-        assert_eq!(render(&ContainersSection::default()), "0 containers (0 running)\n");
+        assert_eq!(
+            render(&ContainersSection::default()),
+            "0 containers (0 running)\n"
+        );
     }
 }
