@@ -14,7 +14,6 @@ pub mod state;
 pub mod subprocess;
 
 #[cfg(test)]
-#[allow(dead_code)] // until the fixture-driven parser tests land
 pub(crate) mod testutil {
     //! Test helpers shared by the parser and collector tests.
 

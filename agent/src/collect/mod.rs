@@ -5,6 +5,7 @@
 //! one becomes that section's status, a log line and a counter; it never
 //! aborts the snapshot.
 
+pub mod containers;
 pub mod host;
 pub mod log_config;
 pub mod packages;
@@ -54,6 +55,7 @@ pub fn all() -> Vec<Box<dyn Collector>> {
         Box::new(log_config::LogConfigCollector),
         Box::new(raid::RaidCollector::default()),
         Box::new(packages::PackagesCollector::default()),
+        Box::new(containers::ContainersCollector::from_env()),
     ]
 }
 

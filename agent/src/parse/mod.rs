@@ -15,5 +15,6 @@ pub mod storcli;
 pub mod syslog_ng;
 pub mod verdict;
 
+pub mod docker_inspect;
 #[cfg(test)]
 mod logconfig_fuzz;

@@ -1,6 +1,7 @@
 //! Human-readable views of snapshot sections for `driftwatch host show`.
 //! One module per section; `--json` bypasses all of this.
 
+pub mod containers;
 pub mod host;
 pub mod log_config;
 pub mod packages;
@@ -41,7 +42,7 @@ pub fn section(s: &Section, opts: &Options) -> String {
         Some(Body::Raid(r)) => raid::render(r),
         Some(Body::Packages(p)) => packages::render(p, opts),
         Some(Body::LogConfig(l)) => log_config::render(l),
-        Some(_) => String::from("(no table view for this section yet: use --json)\n"),
+        Some(Body::Containers(c)) => containers::render(c),
         None => String::new(),
     };
     out.push_str(&body);
