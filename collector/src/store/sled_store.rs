@@ -28,10 +28,10 @@ const SCHEMA_VERSION: u32 = 1;
 const ENCODING_V1: u8 = 1;
 
 pub struct SledStore {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     dir: PathBuf,
     meta: sled::Tree,
-    hosts: sled::Tree,
+    pub(super) hosts: sled::Tree,
     snapshots: sled::Tree,
     tokens: sled::Tree,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
@@ -44,14 +44,14 @@ fn io(path: &Path, source: std::io::Error) -> StoreError {
     }
 }
 
-fn encode<M: Message>(m: &M) -> Vec<u8> {
+pub(super) fn encode<M: Message>(m: &M) -> Vec<u8> {
     let mut v = Vec::with_capacity(m.encoded_len() + 1);
     v.push(ENCODING_V1);
     m.encode(&mut v).expect("Vec grows");
     v
 }
 
-fn decode<M: Message + Default>(key: &[u8], v: &[u8]) -> Result<M, StoreError> {
+pub(super) fn decode<M: Message + Default>(key: &[u8], v: &[u8]) -> Result<M, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason,
@@ -328,7 +328,7 @@ fn merge_labels(enrollment: &[Label], reported: &[Label]) -> Vec<Label> {
     out
 }
 
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+pub(super) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::Sled(e),
