@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub root: Option<PathBuf>,
     pub interval: Option<String>,
     pub spool_max_bytes: Option<u64>,
+    /// How often unchanged sections still travel in full, e.g. "15m".
+    pub full_refresh: Option<String>,
     pub sections: Option<Vec<String>>,
     /// Enrollment token (or a file holding it): used when the state dir
     /// holds no identity yet, or the machine facts changed.

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use driftwatch_common::client::{ConnectError, connect, explain_status};
 use driftwatch_common::proto::agent_client::AgentClient;
-use driftwatch_common::proto::{ReportRequest, Snapshot};
+use std::collections::HashMap;
+use std::time::Instant;
+
+use driftwatch_common::proto::{ReportAck, ReportRequest, Snapshot};
 use driftwatch_common::tls::ClientFiles;
 use thiserror::Error;
 use tonic::transport::Channel;
@@ -34,6 +37,37 @@ pub struct Reporter {
     url: String,
     files: ClientFiles,
     client: Option<AgentClient<Channel>>,
+    /// Delta state: per section, the stable hash the collector acknowledged
+    /// and when the section last travelled in full.
+    acked: HashMap<String, (String, Instant)>,
+    /// Unchanged sections still travel in full this often, so the
+    /// collector's volatile values (RSS, health, sync progress) stay fresh.
+    full_refresh: Duration,
+    /// Set when an acknowledged snapshot carried the image baseline.
+    pub baseline_delivered: bool,
+}
+
+/// The wire form of a spooled snapshot: sections whose stable hash the
+/// collector already acknowledged travel as the hash alone, unless they are
+/// due a full refresh or listed in `force_full`.
+pub fn delta(
+    snap: &Snapshot,
+    acked: &HashMap<String, (String, Instant)>,
+    full_refresh: Duration,
+    force_full: &[String],
+    now: Instant,
+) -> Snapshot {
+    let mut out = snap.clone();
+    for s in &mut out.sections {
+        let unchanged = acked
+            .get(&s.name)
+            .is_some_and(|(h, at)| *h == s.hash && now.duration_since(*at) < full_refresh);
+        if unchanged && !s.hash.is_empty() && !force_full.contains(&s.name) {
+            s.body = None;
+            s.hash_only = true;
+        }
+    }
+    out
 }
 
 impl Reporter {
@@ -42,6 +76,9 @@ impl Reporter {
             url,
             files,
             client: None,
+            acked: HashMap::new(),
+            full_refresh: Duration::from_secs(900),
+            baseline_delivered: false,
         }
     }
 
@@ -61,8 +98,50 @@ impl Reporter {
         Ok(self.client.as_mut().expect("set above"))
     }
 
-    /// Sends one snapshot; Ok once the collector acknowledged it durably.
+    /// New certificate files (after renewal): reconnect with them, keep the
+    /// delta state.
+    pub fn set_files(&mut self, files: ClientFiles) {
+        self.files = files;
+        self.client = None;
+    }
+
+    pub fn with_full_refresh(mut self, every: Duration) -> Self {
+        self.full_refresh = every;
+        self
+    }
+
+    /// Sends one spooled snapshot as a delta; when the collector lacks some
+    /// hashes it says which, and those go again in full. Ok once the
+    /// collector acknowledged it durably.
     pub async fn send(&mut self, snap: Snapshot) -> Result<(), DeliverError> {
+        let now = Instant::now();
+        let mut force_full: Vec<String> = Vec::new();
+        for _ in 0..2 {
+            let wire = delta(&snap, &self.acked, self.full_refresh, &force_full, now);
+            let ack = self.send_raw(wire.clone()).await?;
+            if ack.need_full.is_empty() {
+                for s in &wire.sections {
+                    let since = match self.acked.get(&s.name) {
+                        Some((h, at)) if s.hash_only && *h == s.hash => *at,
+                        _ => now,
+                    };
+                    self.acked.insert(s.name.clone(), (s.hash.clone(), since));
+                }
+                if snap.image_baseline.is_some() {
+                    self.baseline_delivered = true;
+                }
+                return Ok(());
+            }
+            debug!(need_full = ?ack.need_full, "collector asked for full sections");
+            force_full = ack.need_full;
+        }
+        Err(DeliverError::Rejected(format!(
+            "collector kept asking for full sections of snapshot {}",
+            snap.seq
+        )))
+    }
+
+    async fn send_raw(&mut self, snap: Snapshot) -> Result<ReportAck, DeliverError> {
         let seq = snap.seq;
         let result = async {
             let client = self.client().await?;
@@ -79,7 +158,7 @@ impl Reporter {
         match result {
             Ok(ack) => {
                 debug!(seq, duplicate = ack.get_ref().duplicate, "acknowledged");
-                Ok(())
+                Ok(ack.into_inner())
             }
             Err(e) => {
                 self.client = None;
@@ -110,5 +189,59 @@ impl Reporter {
             sent += 1;
         }
         Ok(sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::HostSection;
+    use driftwatch_common::proto::section::Body;
+    use driftwatch_common::snapshot::ok_section;
+
+    #[test]
+    fn unchanged_sections_travel_as_hashes_until_refresh() {
+        let host = ok_section(
+            "host",
+            Body::Host(HostSection {
+                hostname: "a".into(),
+                ..Default::default()
+            }),
+            1,
+        );
+        let snap = Snapshot {
+            sections: vec![host.clone()],
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut acked = HashMap::new();
+        assert!(
+            !delta(&snap, &acked, Duration::from_secs(60), &[], t0).sections[0].hash_only,
+            "nothing acked yet"
+        );
+        acked.insert("host".to_string(), (host.hash.clone(), t0));
+        let d = delta(&snap, &acked, Duration::from_secs(60), &[], t0);
+        assert!(d.sections[0].hash_only && d.sections[0].body.is_none());
+        assert!(prost::Message::encoded_len(&d) < 200);
+        assert!(
+            !delta(&snap, &acked, Duration::from_secs(60), &["host".into()], t0).sections[0]
+                .hash_only
+        );
+        assert!(
+            !delta(
+                &snap,
+                &acked,
+                Duration::from_secs(60),
+                &[],
+                t0 + Duration::from_secs(61)
+            )
+            .sections[0]
+                .hash_only
+        );
+        acked.insert("host".to_string(), ("other".into(), t0));
+        assert!(
+            !delta(&snap, &acked, Duration::from_secs(60), &[], t0).sections[0].hash_only,
+            "changed"
+        );
     }
 }

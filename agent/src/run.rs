@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use driftwatch_common::proto::Snapshot;
+use driftwatch_common::proto::{Baseline, Snapshot};
 use driftwatch_common::snapshot::labels;
 use driftwatch_common::time::now_ms;
 use driftwatch_common::tls::ClientFiles;
@@ -34,7 +34,11 @@ pub struct RunConfig {
     pub labels: Vec<(String, String)>,
     pub sections: Vec<String>,
     pub spool_max_bytes: u64,
+    /// Unchanged sections still travel in full this often (volatile values).
+    pub full_refresh: Duration,
 }
+
+pub const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(900);
 
 /// Where the host certificate comes from.
 #[derive(Debug, Clone)]
@@ -97,6 +101,8 @@ struct Agent {
     spool: Spool,
     reporter: Reporter,
     collectors: Option<Collectors>,
+    /// The image's bake-time baseline, and whether it still needs uploading.
+    baseline: Option<(Baseline, bool)>,
 }
 
 /// Resolves the identity before anything else touches the state dir: a
@@ -132,7 +138,12 @@ impl Agent {
         let (files, identity) = resolve_identity(&cfg).await?;
         let state = StateDir::open(&cfg.state_dir)?;
         let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_bytes)?;
-        let reporter = Reporter::new(cfg.collector.clone(), files);
+        let reporter =
+            Reporter::new(cfg.collector.clone(), files).with_full_refresh(cfg.full_refresh);
+        let baseline = crate::baseline::load(&cfg.state_dir).unwrap_or_else(|e| {
+            warn!(error = %e, "ignoring an unreadable baked baseline");
+            None
+        });
         Ok(Agent {
             cfg,
             identity,
@@ -140,6 +151,7 @@ impl Agent {
             spool,
             reporter,
             collectors: Some(collectors),
+            baseline,
         })
     }
 
@@ -168,6 +180,22 @@ impl Agent {
         }
     }
 
+    /// Once a snapshot carrying the baked baseline was acknowledged, later
+    /// ones stop carrying it (and a restart does not send it again).
+    fn after_delivery(&mut self) {
+        if self.reporter.baseline_delivered
+            && let Some((_, pending)) = &mut self.baseline
+            && *pending
+        {
+            match crate::baseline::mark_uploaded(&self.cfg.state_dir) {
+                Ok(()) => *pending = false,
+                Err(e) => {
+                    warn!(error = %e, "could not record the baseline upload; it will be sent again")
+                }
+            }
+        }
+    }
+
     /// Collects, numbers and spools one snapshot; returns its seq.
     async fn collect_and_spool(&mut self) -> Result<u64, RunError> {
         let ctx = Context {
@@ -180,6 +208,14 @@ impl Agent {
         let (collectors, mut snap) = collect_snapshot(collectors, ctx, &self.cfg.labels).await;
         self.collectors = Some(collectors);
         snap.seq = self.state.next_seq()?;
+        snap.agent_epoch = self.state.epoch();
+        snap.interval_s = self.cfg.interval.as_secs();
+        if let Some((b, pending)) = &self.baseline {
+            snap.image_id = b.image_id.clone();
+            if *pending {
+                snap.image_baseline = Some(Box::new(b.clone()));
+            }
+        }
         snap.spool_dropped = self.state.dropped_unreported();
         let dropped = self.spool.push(&snap)?;
         if dropped > 0 {
@@ -210,6 +246,7 @@ pub async fn run_once(cfg: RunConfig) -> Result<u64, RunError> {
             spool: spool_dir,
             cause,
         })?;
+    agent.after_delivery();
     info!(seq, "snapshot acknowledged");
     Ok(seq)
 }
@@ -249,6 +286,7 @@ pub async fn run_forever(
         }
         match agent.reporter.drain(&agent.spool, &mut agent.state).await {
             Ok(_) => {
+                agent.after_delivery();
                 backoff = Duration::from_secs(1);
                 next_drain = None;
             }
@@ -300,6 +338,7 @@ mod tests {
             labels: vec![],
             sections: vec!["host".into()],
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            full_refresh: DEFAULT_FULL_REFRESH,
         };
         let err = run_once(cfg.clone()).await.unwrap_err().to_string();
         assert!(

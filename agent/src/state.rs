@@ -27,6 +27,10 @@ struct Counters {
     last_seq: u64,
     /// Snapshots dropped from a full spool and not yet reported.
     dropped_unreported: u64,
+    /// Random, made when these counters start: lets the collector tell a
+    /// sequence that started over from a replay.
+    #[serde(default)]
+    epoch: u64,
 }
 
 pub struct StateDir {
@@ -56,10 +60,15 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Counters::default(),
             Err(e) => return Err(StateError::Io { path, source: e }),
         };
-        Ok(StateDir {
+        let mut state = StateDir {
             dir: dir.to_path_buf(),
             counters,
-        })
+        };
+        if state.counters.epoch == 0 {
+            state.counters.epoch = fastrand::u64(1..);
+            state.save()?;
+        }
+        Ok(state)
     }
 
     pub fn path(&self) -> &Path {
@@ -71,6 +80,10 @@ impl StateDir {
         self.counters.last_seq += 1;
         self.save()?;
         Ok(self.counters.last_seq)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.counters.epoch
     }
 
     pub fn dropped_unreported(&self) -> u64 {
@@ -140,6 +153,13 @@ mod tests {
         }
         let mut s = StateDir::open(d.path()).unwrap();
         assert_eq!(s.next_seq().unwrap(), 3);
+        let epoch = s.epoch();
+        assert_ne!(epoch, 0);
+        assert_eq!(
+            StateDir::open(d.path()).unwrap().epoch(),
+            epoch,
+            "the epoch persists"
+        );
         assert_eq!(s.dropped_unreported(), 3);
         s.dropped_reported(2).unwrap();
         assert_eq!(s.dropped_unreported(), 1);

@@ -33,6 +33,31 @@ pub struct FileConfig {
     #[serde(default)]
     pub limits: LimitsConfig,
     pub shutdown_grace: Option<String>,
+    /// Policy file (TOML): see deploy/examples/policy.toml.
+    pub policy: Option<PathBuf>,
+    /// History older than this is pruned, e.g. "90d".
+    pub retention: Option<String>,
+    #[serde(default)]
+    pub drift: DriftConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftConfig {
+    /// Label that groups peers [default: group].
+    pub group_label: Option<String>,
+    /// Outlier: held by fewer than this percent of the group [default: a minority].
+    pub outlier_below_percent: Option<f64>,
+    /// Missing: held by at least this percent of the group [default: a majority].
+    pub missing_at_least_percent: Option<f64>,
+    /// Smallest group compared [default: 3].
+    pub min_group: Option<usize>,
+    /// Stale after this many report intervals [default: 3].
+    pub stale_intervals: Option<u64>,
+    /// Gone after this long, e.g. "24h" [default: 24h].
+    pub gone_after: Option<String>,
+    /// How often findings are evaluated [default: 30s].
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +75,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
 }
 
 pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> {
@@ -68,6 +94,39 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         .pki_dir
         .or(file.pki_dir)
         .ok_or("no PKI directory: pass --pki-dir DIR or set pki_dir in the config")?;
+    let dd = crate::drift::Settings::default();
+    let dc = &file.drift;
+    let pct = |p: Option<f64>, what: &str| -> Result<Option<f64>, String> {
+        match p {
+            Some(v) if !(0.0..=100.0).contains(&v) => {
+                Err(format!("drift.{what} must be between 0 and 100"))
+            }
+            other => Ok(other.map(|v| v / 100.0)),
+        }
+    };
+    let drift = crate::drift::Settings {
+        group_label: dc.group_label.clone().unwrap_or(dd.group_label),
+        outlier_below: pct(dc.outlier_below_percent, "outlier_below_percent")?,
+        missing_at_least: pct(dc.missing_at_least_percent, "missing_at_least_percent")?,
+        min_group: dc.min_group.unwrap_or(dd.min_group).max(2),
+        stale_intervals: dc.stale_intervals.unwrap_or(dd.stale_intervals).max(1),
+        gone_after_ms: match &dc.gone_after {
+            Some(g) => parse_duration(g)?.as_millis() as i64,
+            None => dd.gone_after_ms,
+        },
+    };
+    let drift_interval = dc
+        .interval
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?
+        .unwrap_or(Duration::from_secs(30));
+    let retention = file
+        .retention
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?
+        .unwrap_or(Duration::from_secs(90 * 86_400));
     let d = Limits::default();
     let l = file.limits;
     let limits = Limits {
@@ -92,6 +151,10 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
             .map(parse_duration)
             .transpose()?
             .unwrap_or(Duration::from_secs(10)),
+        policy: flags.policy.or(file.policy),
+        drift,
+        drift_interval,
+        retention,
     })
 }
 

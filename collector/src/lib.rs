@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod drift;
 pub mod error;
+pub mod evaluator;
 pub mod ratelimit;
 pub mod render;
 pub mod server;

@@ -34,6 +34,13 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
     /// How long graceful shutdown waits for open RPCs.
     pub shutdown_grace: Duration,
+    /// Policy file (TOML), re-read when it changes.
+    pub policy: Option<PathBuf>,
+    pub drift: crate::drift::Settings,
+    /// How often findings are evaluated without anyone asking.
+    pub drift_interval: Duration,
+    /// History older than this is pruned (each host keeps its newest).
+    pub retention: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -91,7 +98,9 @@ impl Collector {
             dir: dir.clone(),
             source,
         })?;
-        let state = State::new(store, ca)?;
+        let evaluator =
+            crate::evaluator::Evaluator::new(config.drift.clone(), config.policy.clone());
+        let state = State::new(store, ca, evaluator)?;
         Ok(Collector {
             state,
             config,
@@ -136,6 +145,11 @@ impl Collector {
                 let _ = stop_rx.await;
             });
         info!(%addr, "collector listening");
+        let background = tokio::spawn(background(
+            self.state.clone(),
+            self.config.drift_interval,
+            self.config.retention,
+        ));
         let mut server = Box::pin(server);
         tokio::select! {
             r = &mut server => r?,
@@ -148,12 +162,42 @@ impl Collector {
                 }
             }
         }
+        background.abort();
         let store = self.state.store.clone();
         tokio::task::spawn_blocking(move || store.sync())
             .await
             .expect("sync task")?;
         info!("shutdown complete; storage synced");
         Ok(())
+    }
+}
+
+/// Findings are evaluated on a timer so stale hosts and policy breaches are
+/// recorded even when nobody asks; retention prunes hourly.
+async fn background(state: State, drift_every: Duration, retention: Duration) {
+    let mut drift_tick = tokio::time::interval(drift_every.max(Duration::from_secs(1)));
+    let mut prune_tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = drift_tick.tick() => {
+                let now = driftwatch_common::time::now_ms();
+                if let Err(e) = state.evaluator.run(state.store.clone(), now, 0).await {
+                    warn!(error = %e, "drift evaluation failed");
+                } else if let Err(e) = state.durable().await {
+                    warn!(error = %e, "storing findings failed");
+                }
+            }
+            _ = prune_tick.tick() => {
+                let cutoff = driftwatch_common::time::now_ms() - retention.as_millis() as i64;
+                let store = state.store.clone();
+                match tokio::task::spawn_blocking(move || store.prune(cutoff)).await {
+                    Ok(Ok((records, sections))) if records + sections > 0 => info!(records, sections, "retention pruned history"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => warn!(error = %e, "retention pruning failed"),
+                    Err(e) => warn!(error = %e, "retention task failed"),
+                }
+            }
+        }
     }
 }
 

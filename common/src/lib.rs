@@ -8,6 +8,7 @@ pub mod identity;
 pub mod logging;
 pub mod pki;
 pub mod snapshot;
+pub mod stable;
 pub mod time;
 pub mod tls;
 

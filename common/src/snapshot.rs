@@ -7,26 +7,35 @@ pub const STATUS_OK: &str = "ok";
 pub const STATUS_UNSUPPORTED: &str = "unsupported";
 pub const STATUS_ERROR: &str = "error";
 
-/// A section that collected fine.
+/// A section that collected fine, with its stable hash.
 pub fn ok_section(name: &str, body: Body, duration_us: u64) -> Section {
-    Section {
+    with_hash(Section {
         name: name.to_string(),
         status: STATUS_OK.into(),
         error: String::new(),
         duration_us,
+        hash: String::new(),
+        hash_only: false,
         body: Some(body),
-    }
+    })
+}
+
+fn with_hash(mut s: Section) -> Section {
+    s.hash = crate::stable::section_hash(&s);
+    s
 }
 
 /// A section that could not be collected; the rest of the snapshot stands.
 pub fn failed_section(name: &str, status: &str, error: String, duration_us: u64) -> Section {
-    Section {
+    with_hash(Section {
         name: name.to_string(),
         status: status.to_string(),
         error,
         duration_us,
+        hash: String::new(),
+        hash_only: false,
         body: None,
-    }
+    })
 }
 
 pub fn find_section<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a Section> {

@@ -12,7 +12,8 @@ use driftwatch_agent::config::FileConfig;
 use driftwatch_agent::hostfs::HostFs;
 use driftwatch_agent::identity::TokenSource;
 use driftwatch_agent::run::{
-    self, DEFAULT_INTERVAL, DEFAULT_SPOOL_MAX_BYTES, IdentitySource, RunConfig,
+    self, DEFAULT_FULL_REFRESH, DEFAULT_INTERVAL, DEFAULT_SPOOL_MAX_BYTES, IdentitySource,
+    RunConfig,
 };
 use driftwatch_common::config::parse_label;
 use driftwatch_common::logging::{self, LogFormat};
@@ -52,6 +53,31 @@ enum Command {
     /// Enroll with a token and exit (run does this by itself when needed);
     /// prints the host id
     Enroll(Box<RunArgs>),
+    /// The bake-time baseline of a machine image
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BaselineCommand {
+    /// Run while building an image (e.g. a Packer provisioner): collects a
+    /// snapshot and stores it in the state dir; the first agent that reports
+    /// from the image uploads it, and every host built from the image is
+    /// compared with it (`driftwatch diff HOST --baseline image`)
+    Capture {
+        /// Read the image's filesystem mounted here instead of /
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The agent's state dir inside the image
+        #[arg(long, default_value = "/var/lib/driftwatch")]
+        state_dir: PathBuf,
+        /// Identifies the image (e.g. the Packer build's name and time);
+        /// [default: a random img-… id]
+        #[arg(long)]
+        image_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +123,11 @@ struct RunArgs {
     /// Most bytes of unacknowledged snapshots kept on disk [default: 64 MiB]
     #[arg(long)]
     spool_max_bytes: Option<u64>,
+    /// Unchanged sections are sent as a hash; they still go in full this
+    /// often so volatile values (RSS, health, sync progress) stay fresh
+    /// [default: 15m]
+    #[arg(long)]
+    full_refresh: Option<String>,
     /// Report one snapshot and exit: 0 once acknowledged, 1 otherwise
     #[arg(long)]
     once: bool,
@@ -132,6 +163,37 @@ async fn real_main(cli: Cli) -> Result<()> {
             sections,
             json,
         } => collect(root, sections, json).await,
+        Command::Baseline {
+            command:
+                BaselineCommand::Capture {
+                    root,
+                    state_dir,
+                    image_id,
+                },
+        } => {
+            let image_id = image_id.unwrap_or_else(driftwatch_agent::baseline::new_image_id);
+            driftwatch_common::identity::validate_name(&image_id)
+                .map_err(|e| anyhow!("invalid --image-id: {e}"))?;
+            let collectors = Collectors::new(&[]).map_err(anyhow::Error::msg)?;
+            let (_, snap) = run::collect_snapshot(
+                collectors,
+                CollectCtx {
+                    fs: HostFs::new(root),
+                },
+                &[],
+            )
+            .await;
+            let path = driftwatch_agent::baseline::write(
+                &state_dir,
+                &image_id,
+                snap,
+                driftwatch_common::time::now_ms(),
+            )?;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{image_id}")?;
+            eprintln!("baseline of image {image_id} written to {}", path.display());
+            Ok(())
+        }
         Command::Enroll(args) => {
             let cfg = run_config(*args)?;
             if matches!(cfg.identity, IdentitySource::Files { .. }) {
@@ -238,6 +300,10 @@ fn run_config(a: RunArgs) -> Result<RunConfig> {
             .spool_max_bytes
             .or(file.spool_max_bytes)
             .unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
+        full_refresh: match a.full_refresh.or(file.full_refresh) {
+            Some(s) => parse_duration(&s).map_err(anyhow::Error::msg)?,
+            None => DEFAULT_FULL_REFRESH,
+        },
     })
 }
 

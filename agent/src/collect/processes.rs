@@ -76,6 +76,7 @@ impl Collector for ProcessCollector {
                     start_time: p.start_time(),
                     state: p.status().to_string(),
                     kernel_thread: p.thread_kind() == Some(ThreadKind::Kernel),
+                    count: 0,
                 }
             })
             .collect();

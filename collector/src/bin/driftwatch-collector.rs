@@ -40,6 +40,9 @@ enum Command {
         /// PKI directory with ca.pem, server.pem and server-key.pem
         #[arg(long)]
         pki_dir: Option<PathBuf>,
+        /// Policy file (TOML) for drift findings; re-read when it changes
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Check a config file and exit (for ExecStartPre)
     Validate {
@@ -118,6 +121,7 @@ fn real_main(args: Args) -> Result<()> {
             listen,
             data_dir,
             pki_dir,
+            policy,
         } => {
             let cfg = load_config(
                 config.as_ref(),
@@ -125,6 +129,7 @@ fn real_main(args: Args) -> Result<()> {
                     listen,
                     data_dir,
                     pki_dir,
+                    policy,
                 },
             )?;
             let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;

@@ -12,10 +12,11 @@ async fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match run(cli, &mut out).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(1),
         Err(e) => {
             eprintln!("driftwatch: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(3)
         }
     }
 }

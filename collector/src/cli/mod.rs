@@ -3,6 +3,7 @@
 //! `--json` (field names are the proto's) for scripts.
 
 pub mod conn;
+mod drift;
 mod hosts;
 mod tokens;
 
@@ -20,7 +21,9 @@ use crate::render::SortBy;
 /// environment variables, then ~/.config/driftwatch/cli.toml (keys:
 /// collector, ca, cert, key).
 ///
-/// Exit codes: 0 success, 1 error (message on stderr), 2 bad usage.
+/// Exit codes: 0 success; 1 the answer is bad news a script asked about
+/// (`drift --fail-on`); 2 bad usage; 3 the command could not be done
+/// (connection, certificate, unknown host: message on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "driftwatch", version, max_term_width = 100)]
 pub struct Cli {
@@ -40,6 +43,54 @@ pub enum Command {
     Hosts {
         #[command(subcommand)]
         command: Option<HostsCommand>,
+    },
+    /// What changed on a host, snapshot by snapshot
+    History {
+        /// Host id, or hostname when it names exactly one host
+        host: String,
+        /// Only changes since then: a time (2026-11-26T04:00:00Z) or a
+        /// duration ago (2h, 7d)
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Differences, item by item: a host between two of its snapshots
+    /// (default: the last two), two hosts now, or a host and a baseline
+    Diff {
+        host: String,
+        /// Compare with this host's latest snapshot
+        other_host: Option<String>,
+        /// A sequence number or a time (RFC 3339)
+        #[arg(long, conflicts_with_all = ["other_host", "baseline"])]
+        from: Option<String>,
+        #[arg(long, conflicts_with_all = ["other_host", "baseline"])]
+        to: Option<String>,
+        /// Compare with a named baseline, or `image` for the baseline baked
+        /// into the host's machine image
+        #[arg(long, conflicts_with = "other_host")]
+        baseline: Option<String>,
+    },
+    /// Findings: peer outliers and gaps, baseline and policy drift, stale hosts
+    Drift {
+        #[arg(long)]
+        host: Option<String>,
+        /// Only hosts whose group label is this
+        #[arg(long)]
+        group: Option<String>,
+        /// info, low, medium, high or critical
+        #[arg(long)]
+        min_severity: Option<String>,
+        /// Include resolved findings
+        #[arg(long)]
+        all: bool,
+        /// Exit 1 when an open finding at or above this severity exists
+        /// (for cron and CI)
+        #[arg(long)]
+        fail_on: Option<String>,
+    },
+    /// Reference snapshots hosts are compared with
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
     },
     /// Enrollment tokens that let new machines get a host certificate
     Tokens {
@@ -61,6 +112,19 @@ pub enum HostsCommand {
         /// Host id, or hostname when it names exactly one host
         host: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Make a host's latest snapshot the baseline NAME; hosts labelled
+    /// baseline=NAME are then compared with it
+    Set {
+        name: String,
+        #[arg(long)]
+        from_host: String,
+    },
+    /// List baselines (named ones and those baked into machine images)
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,21 +175,17 @@ fn parse_sort(s: &str) -> Result<SortBy, String> {
     }
 }
 
-/// Runs a parsed command, writing results to `out`.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+/// Runs a parsed command, writing results to `out`. `Ok(true)` means the
+/// command worked and found what `--fail-on` asked about (exit 1).
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
     let conn = cli.conn.resolve()?;
+    let json = cli.json;
+    let done = |r: Result<()>| r.map(|()| false);
     match cli.command {
-        Command::Hosts { command: None } => hosts::list(&conn, cli.json, out).await,
+        Command::Hosts { command: None } => done(hosts::list(&conn, json, out).await),
         Command::Hosts {
             command: Some(HostsCommand::Revoke { host }),
-        } => hosts::revoke(&conn, &host, cli.json, out).await,
-        Command::Tokens { command } => match command {
-            TokensCommand::Create { group, ttl, uses } => {
-                tokens::create(&conn, &group, &ttl, uses, cli.json, out).await
-            }
-            TokensCommand::List => tokens::list(&conn, cli.json, out).await,
-            TokensCommand::Revoke { id } => tokens::revoke(&conn, &id, cli.json, out).await,
-        },
+        } => done(hosts::revoke(&conn, &host, json, out).await),
         Command::Host {
             command:
                 HostCommand::Show {
@@ -136,8 +196,56 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 },
         } => {
             let opts = crate::render::Options { sort, limit };
-            hosts::show(&conn, &host, sections, &opts, cli.json, out).await
+            done(hosts::show(&conn, &host, sections, &opts, json, out).await)
         }
+        Command::Tokens { command } => done(match command {
+            TokensCommand::Create { group, ttl, uses } => {
+                tokens::create(&conn, &group, &ttl, uses, json, out).await
+            }
+            TokensCommand::List => tokens::list(&conn, json, out).await,
+            TokensCommand::Revoke { id } => tokens::revoke(&conn, &id, json, out).await,
+        }),
+        Command::History { host, since } => {
+            done(drift::history(&conn, &host, since.as_deref(), json, out).await)
+        }
+        Command::Diff {
+            host,
+            other_host,
+            from,
+            to,
+            baseline,
+        } => {
+            let a = drift::DiffArgs {
+                host: &host,
+                other: other_host.as_deref(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+                baseline: baseline.as_deref(),
+            };
+            done(drift::diff(&conn, a, json, out).await)
+        }
+        Command::Drift {
+            host,
+            group,
+            min_severity,
+            all,
+            fail_on,
+        } => {
+            let a = drift::DriftArgs {
+                host: host.as_deref(),
+                group: group.as_deref(),
+                min_severity: min_severity.as_deref(),
+                all,
+                fail_on: fail_on.as_deref(),
+            };
+            drift::drift(&conn, a, json, out).await
+        }
+        Command::Baseline { command } => done(match command {
+            BaselineCommand::Set { name, from_host } => {
+                drift::baseline_set(&conn, &name, &from_host, json, out).await
+            }
+            BaselineCommand::List => drift::baseline_list(&conn, json, out).await,
+        }),
     }
 }
 

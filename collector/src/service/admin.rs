@@ -1,17 +1,24 @@
 use driftwatch_common::proto::admin_server::Admin;
 use driftwatch_common::proto::{
+    Baseline, DiffRequest, DiffResponse, DriftRequest, DriftResponse, HistoryRequest,
+    HistoryResponse, ListBaselinesRequest, ListBaselinesResponse, SetBaselineRequest,
+    SetBaselineResponse,
+};
+use driftwatch_common::proto::{
     CreateTokenRequest, CreateTokenResponse, GetHostRequest, GetHostResponse, HostSummary,
     ListHostsRequest, ListHostsResponse, ListTokensRequest, ListTokensResponse, RevokeHostRequest,
     RevokeHostResponse, RevokeTokenRequest, RevokeTokenResponse, Token,
 };
 use driftwatch_common::snapshot::retain_sections;
-use driftwatch_common::time::now_ms;
+use driftwatch_common::time::{format_ms, now_ms};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
 use super::State;
 use crate::auth;
+use crate::drift::{self, diff::diff, severity_rank};
 use crate::error::ServiceError;
+use crate::service::history;
 use crate::tokens;
 
 /// Longest token lifetime: a token baked into an image should be rotated.
@@ -26,6 +33,43 @@ fn public(mut t: Token, now: i64) -> Token {
 
 pub struct AdminService {
     pub state: State,
+}
+
+impl AdminService {
+    async fn host_id(&self, wanted: &str) -> Result<String, ServiceError> {
+        let hosts = self.state.blocking(|s| s.list_hosts()).await?;
+        Ok(resolve_host(&hosts, wanted)?.host_id)
+    }
+
+    async fn latest(&self, id: &str) -> Result<driftwatch_common::proto::Snapshot, ServiceError> {
+        let i = id.to_string();
+        self.state
+            .blocking(move |s| s.latest_snapshot(&i))
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("host {id} has no snapshot yet")))
+    }
+
+    /// A named baseline, or with "image" the one baked into the host's image.
+    async fn baseline_for(&self, host_id: &str, name: &str) -> Result<Baseline, ServiceError> {
+        let all = self.state.blocking(|s| s.baselines()).await?;
+        let found = if name == "image" {
+            let hosts = self.state.blocking(|s| s.list_hosts()).await?;
+            let image = hosts
+                .iter()
+                .find(|h| h.host_id == host_id)
+                .map(|h| h.image_id.clone())
+                .unwrap_or_default();
+            all.into_iter()
+                .find(|b| !image.is_empty() && b.image_id == image)
+        } else {
+            all.into_iter().find(|b| b.name == name)
+        };
+        found.ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no baseline {name:?} for {host_id}: `driftwatch baseline list` shows them; `baseline set NAME --from-host HOST` makes one"
+            ))
+        })
+    }
 }
 
 /// Finds a host by id, or by hostname when exactly one host has it.
@@ -59,8 +103,10 @@ impl Admin for AdminService {
         let admin = auth::require_admin(&req)?;
         async move {
             let mut hosts = self.state.blocking(|s| s.list_hosts()).await?;
+            let now = now_ms();
             for h in &mut hosts {
                 h.connected = self.state.streams.is_connected(&h.host_id);
+                h.state = drift::host_state(h, &self.state.evaluator.settings, now).to_string();
             }
             hosts.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.host_id.cmp(&b.host_id)));
             Ok(Response::new(ListHostsResponse { hosts }))
@@ -79,6 +125,8 @@ impl Admin for AdminService {
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
             let mut summary = resolve_host(&hosts, &host)?;
             summary.connected = self.state.streams.is_connected(&summary.host_id);
+            summary.state =
+                drift::host_state(&summary, &self.state.evaluator.settings, now_ms()).to_string();
             let id = summary.host_id.clone();
             let mut snapshot = self.state.blocking(move |s| s.latest_snapshot(&id)).await?;
             if let Some(snap) = snapshot.as_mut() {
@@ -207,6 +255,223 @@ impl Admin for AdminService {
         Ok(Response::new(RevokeTokenResponse {
             token: Some(public(t, now_ms())),
         }))
+    }
+
+    async fn history(
+        &self,
+        req: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let HistoryRequest { host, since_ms } = req.into_inner();
+        let span = info_span!("rpc", method = "History", %admin);
+        async move {
+            let id = self.host_id(&host).await?;
+            let i = id.clone();
+            let entries = self
+                .state
+                .blocking(move |s| history::history(s, &i, since_ms))
+                .await?;
+            Ok(Response::new(HistoryResponse {
+                host_id: id,
+                entries,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn diff(&self, req: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let DiffRequest {
+            host,
+            other_host,
+            from,
+            to,
+            baseline,
+        } = req.into_inner();
+        let span = info_span!("rpc", method = "Diff", %admin);
+        async move {
+            let id = self.host_id(&host).await?;
+            if !other_host.is_empty() || !baseline.is_empty() {
+                let a = self.latest(&id).await?;
+                let (label, b) = if !other_host.is_empty() {
+                    let other = self.host_id(&other_host).await?;
+                    (other.clone(), self.latest(&other).await?.sections)
+                } else {
+                    let b = self.baseline_for(&id, &baseline).await?;
+                    (
+                        format!("baseline {}", b.name),
+                        b.snapshot.map(|s| s.sections).unwrap_or_default(),
+                    )
+                };
+                // Read as "what `host` has that the other does not".
+                let sections = diff(&history::stable(&b), &history::stable(&a.sections));
+                return Ok(Response::new(DiffResponse {
+                    from: label,
+                    to: id,
+                    sections,
+                }));
+            }
+            let i = id.clone();
+            let records = self.state.blocking(move |s| s.history(&i, 0)).await?;
+            if records.is_empty() {
+                return Err(
+                    ServiceError::NotFound(format!("host {id} has no stored snapshot")).into(),
+                );
+            }
+            let to_i = if to.is_empty() {
+                records.len() - 1
+            } else {
+                history::pick(&records, &to)?
+            };
+            let from_i = if from.is_empty() {
+                to_i.saturating_sub(1)
+            } else {
+                history::pick(&records, &from)?
+            };
+            let describe = |i: usize| {
+                format!(
+                    "{id} seq {} ({})",
+                    records[i].seq,
+                    format_ms(records[i].collected_at_ms)
+                )
+            };
+            let (f, t) = (describe(from_i), describe(to_i));
+            let sections = self
+                .state
+                .blocking(move |s| history::diff_records(s, &records, from_i, to_i))
+                .await?;
+            Ok(Response::new(DiffResponse {
+                from: f,
+                to: t,
+                sections,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn drift(&self, req: Request<DriftRequest>) -> Result<Response<DriftResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let DriftRequest {
+            host,
+            group,
+            min_severity,
+            all,
+        } = req.into_inner();
+        let span = info_span!("rpc", method = "Drift", %admin);
+        async move {
+            let min = if min_severity.is_empty() {
+                0
+            } else {
+                severity_rank(&min_severity).ok_or_else(|| {
+                    ServiceError::InvalidArgument(format!(
+                        "unknown severity {min_severity:?}: use {}",
+                        drift::SEVERITIES.join(", ")
+                    ))
+                })?
+            };
+            let host_id = if host.is_empty() {
+                None
+            } else {
+                Some(self.host_id(&host).await?)
+            };
+            let now = now_ms();
+            // Fresh answers: evaluate unless that happened in the last second.
+            let policy_error = self
+                .state
+                .evaluator
+                .run(self.state.store.clone(), now, 1000)
+                .await
+                .map_err(ServiceError::from)?;
+            self.state.durable().await?;
+            let hosts = self.state.blocking(|s| s.list_hosts()).await?;
+            let in_group = |hid: &str| {
+                group.is_empty()
+                    || hosts.iter().any(|h| {
+                        h.host_id == hid
+                            && h.labels.iter().any(|l| {
+                                l.key == self.state.evaluator.settings.group_label
+                                    && l.value == group
+                            })
+                    })
+            };
+            let mut findings: Vec<_> = self
+                .state
+                .blocking(|s| s.findings())
+                .await?
+                .into_iter()
+                .filter(|f| all || f.resolved_ms == 0)
+                .filter(|f| host_id.as_ref().is_none_or(|h| &f.host_id == h))
+                .filter(|f| in_group(&f.host_id))
+                .filter(|f| severity_rank(&f.severity).unwrap_or(0) >= min)
+                .collect();
+            findings.sort_by(|a, b| {
+                (a.resolved_ms != 0)
+                    .cmp(&(b.resolved_ms != 0))
+                    .then(severity_rank(&b.severity).cmp(&severity_rank(&a.severity)))
+                    .then(a.hostname.cmp(&b.hostname))
+                    .then(a.section.cmp(&b.section))
+                    .then(a.item.cmp(&b.item))
+            });
+            Ok(Response::new(DriftResponse {
+                findings,
+                evaluated_ms: now,
+                policy_error: policy_error.unwrap_or_default(),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn set_baseline(
+        &self,
+        req: Request<SetBaselineRequest>,
+    ) -> Result<Response<SetBaselineResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let SetBaselineRequest { name, from_host } = req.into_inner();
+        driftwatch_common::identity::validate_name(&name)
+            .map_err(|e| ServiceError::InvalidArgument(format!("baseline name: {e}")))?;
+        let id = self.host_id(&from_host).await?;
+        let snap = self.latest(&id).await?;
+        let b = Baseline {
+            name: name.clone(),
+            image_id: String::new(),
+            created_ms: now_ms(),
+            source: format!("host:{id}"),
+            snapshot: Some(Box::new(snap)),
+        };
+        let stored = b.clone();
+        self.state
+            .blocking(move |s| s.put_baseline(&stored, true))
+            .await?;
+        self.state.durable().await?;
+        info!(%name, host = %id, %admin, "baseline set");
+        Ok(Response::new(SetBaselineResponse {
+            baseline: Some(Baseline {
+                snapshot: None,
+                ..b
+            }),
+        }))
+    }
+
+    async fn list_baselines(
+        &self,
+        req: Request<ListBaselinesRequest>,
+    ) -> Result<Response<ListBaselinesResponse>, Status> {
+        auth::require_admin(&req)?;
+        let mut baselines: Vec<Baseline> = self
+            .state
+            .blocking(|s| s.baselines())
+            .await?
+            .into_iter()
+            .map(|b| Baseline {
+                snapshot: None,
+                ..b
+            })
+            .collect();
+        baselines.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(ListBaselinesResponse { baselines }))
     }
 }
 

@@ -78,19 +78,28 @@ impl Agent for AgentService {
             }
             snapshot.host_id = host_id.clone();
             let seq = snapshot.seq;
+            let image_baseline = snapshot.image_baseline.take();
             let id = host_id.clone();
-            let outcome = self
-                .state
-                .blocking(move |s| s.put_snapshot(&id, &snapshot, now_ms()))
-                .await?;
+            let outcome = self.state.blocking(move |s| s.put_snapshot(&id, &snapshot, now_ms())).await?;
+            if let PutOutcome::NeedFull(need_full) = outcome {
+                debug!(seq, ?need_full, "asking for full sections");
+                return Ok(Response::new(ReportAck { seq, duplicate: false, need_full }));
+            }
+            if let Some(mut b) = image_baseline {
+                if b.image_id.is_empty() || driftwatch_common::identity::validate_name(&b.image_id).is_err() {
+                    warn!(image = %b.image_id, "ignoring an image baseline without a valid image id");
+                } else {
+                    b.name = format!("image-{}", b.image_id);
+                    b.source = format!("image-bake (uploaded by {host_id})");
+                    let written = self.state.blocking(move |s| s.put_baseline(&b, false)).await?;
+                    info!(written, "image baseline received");
+                }
+            }
             // Acknowledge only once durable, also for a duplicate: its first
             // copy may still be in the batch being synced.
             self.state.durable().await?;
             debug!(seq, ?outcome, "report stored");
-            Ok(Response::new(ReportAck {
-                seq,
-                duplicate: outcome == PutOutcome::Duplicate,
-            }))
+            Ok(Response::new(ReportAck { seq, duplicate: outcome == PutOutcome::Duplicate, need_full: vec![] }))
         }
         .instrument(span)
         .await

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod history;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,7 @@ use tonic::Request;
 
 use crate::auth;
 use crate::error::ServiceError;
+use crate::evaluator::Evaluator;
 use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
@@ -31,10 +33,15 @@ pub struct State {
     pub streams: Arc<Streams>,
     pub enroll_limit: Arc<RateLimiter>,
     pub enrolled_validity_days: i64,
+    pub evaluator: Arc<Evaluator>,
 }
 
 impl State {
-    pub fn new(store: Arc<dyn Store>, ca: Ca) -> Result<Self, crate::store::StoreError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        ca: Ca,
+        evaluator: Evaluator,
+    ) -> Result<Self, crate::store::StoreError> {
         let revoked = store
             .list_hosts()?
             .into_iter()
@@ -50,6 +57,7 @@ impl State {
             streams: Arc::new(Streams::default()),
             enroll_limit: Arc::new(RateLimiter::new(30, 10)),
             enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
+            evaluator: Arc::new(evaluator),
         })
     }
 

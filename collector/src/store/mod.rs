@@ -1,13 +1,18 @@
 //! Storage behind a trait: the services speak [`Store`]; only the adapter
 //! (sled today) knows the on-disk encoding.
 
+mod drift_store;
 mod durable;
+mod reports;
 mod sled_store;
 
 pub use durable::GroupCommit;
+pub use reports::{Assembled, assemble};
 pub use sled_store::SledStore;
 
-use driftwatch_common::proto::{HostSummary, Snapshot, Token};
+use driftwatch_common::proto::{
+    Baseline, Finding, HostSummary, Section, Snapshot, SnapshotRecord, Token,
+};
 
 use crate::tokens::TokenError;
 use thiserror::Error;
@@ -35,17 +40,21 @@ pub enum StoreError {
     Locked { path: String, reason: String },
 }
 
-/// What became of a stored snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What became of a reported snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Stored,
+    /// Stored; `changed` when its stable content differs from the host's
+    /// previous snapshot (then it is in the history).
+    Stored { changed: bool },
     /// (host, seq) was already stored: acknowledged again, not stored twice.
     Duplicate,
+    /// Hash-only sections the collector does not know: nothing stored.
+    NeedFull(Vec<String>),
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Writes a snapshot for `host_id` received at `now_ms`. Not durable
-    /// until [`Store::sync`] returns.
+    /// Writes a (possibly delta) snapshot for `host_id` received at
+    /// `now_ms`. Not durable until [`Store::sync`] returns.
     fn put_snapshot(
         &self,
         host_id: &str,
@@ -56,7 +65,22 @@ pub trait Store: Send + Sync + 'static {
     fn sync(&self) -> Result<(), StoreError>;
     fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
     fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError>;
+    /// The host's latest full snapshot (volatile values as last sent).
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError>;
+    /// Snapshots that changed something, oldest first.
+    fn history(&self, host_id: &str, since_ms: i64) -> Result<Vec<SnapshotRecord>, StoreError>;
+    /// A stable section by its content hash.
+    fn section_by_hash(&self, hash: &str) -> Result<Option<Section>, StoreError>;
+    /// Retention: drops history older than `cutoff_ms` (each host keeps its
+    /// newest) and unreferenced sections; returns (records, sections) removed.
+    fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError>;
+    fn findings(&self) -> Result<Vec<Finding>, StoreError>;
+    /// Inserts or replaces findings by id.
+    fn put_findings(&self, findings: &[Finding]) -> Result<(), StoreError>;
+    fn baselines(&self) -> Result<Vec<Baseline>, StoreError>;
+    fn baseline(&self, name: &str) -> Result<Option<Baseline>, StoreError>;
+    /// Returns whether it was written (an existing one is kept unless `overwrite`).
+    fn put_baseline(&self, baseline: &Baseline, overwrite: bool) -> Result<bool, StoreError>;
 
     fn create_token(&self, token: &Token) -> Result<(), StoreError>;
     fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;

@@ -1,8 +1,9 @@
-//! The sled adapter. Layout (schema version 1), every value prefixed with a
+//! The sled adapter. Layout (schema version 2), every value prefixed with a
 //! one-byte encoding version:
 //! - `meta`:      "schema" → u32 BE
 //! - `hosts`:     host_id → HostSummary (prost)
-//! - `snapshots`: host_id 0x00 seq(u64 BE) → Snapshot (prost)
+//! - `latest`, `history`, `sections`: see reports.rs
+//! - `findings`, `baselines`: see drift_store.rs
 //! - `tokens`:    token id → Token (prost; the secret only as a hash)
 //!
 //! Durability: sled's flush issues sync_file_range, not fsync (see
@@ -15,16 +16,16 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use driftwatch_common::proto::{HostSummary, Label, Snapshot, Token};
-use driftwatch_common::snapshot::{host_section, section_statuses};
+use driftwatch_common::proto::{
+    Baseline, Finding, HostSummary, Label, Section, Snapshot, SnapshotRecord, Token,
+};
 use prost::Message;
-use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{PutOutcome, Store, StoreError};
 use crate::tokens::{self, TokenError};
 
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 const ENCODING_V1: u8 = 1;
 
 pub struct SledStore {
@@ -32,7 +33,11 @@ pub struct SledStore {
     dir: PathBuf,
     meta: sled::Tree,
     pub(super) hosts: sled::Tree,
-    snapshots: sled::Tree,
+    pub(super) latest: sled::Tree,
+    pub(super) history: sled::Tree,
+    pub(super) sections: sled::Tree,
+    pub(super) findings: sled::Tree,
+    pub(super) baselines: sled::Tree,
     tokens: sled::Tree,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
 }
@@ -61,14 +66,6 @@ pub(super) fn decode<M: Message + Default>(key: &[u8], v: &[u8]) -> Result<M, St
         Some((b, _)) => Err(corrupt(format!("unknown encoding version {b}"))),
         None => Err(corrupt("empty value".into())),
     }
-}
-
-fn snapshot_key(host_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(host_id.len() + 9);
-    k.extend_from_slice(host_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
 }
 
 impl SledStore {
@@ -104,7 +101,11 @@ impl SledStore {
         }
         let store = SledStore {
             hosts: db.open_tree("hosts")?,
-            snapshots: db.open_tree("snapshots")?,
+            latest: db.open_tree("latest")?,
+            history: db.open_tree("history")?,
+            sections: db.open_tree("sections")?,
+            findings: db.open_tree("findings")?,
+            baselines: db.open_tree("baselines")?,
             tokens: db.open_tree("tokens")?,
             meta,
             db,
@@ -113,6 +114,13 @@ impl SledStore {
         };
         store.sync()?;
         Ok(store)
+    }
+
+    pub(super) fn host_record(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError> {
+        self.hosts
+            .get(host_id.as_bytes())?
+            .map(|v| decode(host_id.as_bytes(), &v))
+            .transpose()
     }
 
     fn fsync_path(&self, path: &Path) -> Result<(), StoreError> {
@@ -129,41 +137,39 @@ impl Store for SledStore {
         snap: &Snapshot,
         now_ms: i64,
     ) -> Result<PutOutcome, StoreError> {
-        let key = snapshot_key(host_id, snap.seq);
-        let value = encode(snap);
-        let result = (&self.hosts, &self.snapshots).transaction(|(hosts, snapshots)| {
-            if snapshots.get(&key)?.is_some() {
-                return Ok(PutOutcome::Duplicate);
-            }
-            snapshots.insert(key.as_slice(), value.as_slice())?;
-            let mut h: HostSummary = match hosts.get(host_id.as_bytes())? {
-                Some(v) => {
-                    decode(host_id.as_bytes(), &v).map_err(ConflictableTransactionError::Abort)?
-                }
-                None => HostSummary {
-                    host_id: host_id.to_string(),
-                    first_seen_ms: now_ms,
-                    ..Default::default()
-                },
-            };
-            h.last_seen_ms = now_ms;
-            h.snapshots_stored += 1;
-            h.spool_dropped_total += snap.spool_dropped;
-            // An older snapshot arriving late (from a spool) does not
-            // overwrite what the newest one said.
-            if snap.seq >= h.last_seq {
-                h.last_seq = snap.seq;
-                h.labels = merge_labels(&h.enrollment_labels, &snap.labels);
-                h.sections = section_statuses(snap);
-                if let Some(hs) = host_section(snap) {
-                    h.hostname = hs.hostname.clone();
-                    h.os = hs.os_pretty_name.clone();
-                }
-            }
-            hosts.insert(host_id.as_bytes(), encode(&h))?;
-            Ok(PutOutcome::Stored)
-        });
-        result.map_err(tx_err)
+        self.put_report(host_id, snap, now_ms)
+    }
+
+    fn history(&self, host_id: &str, since_ms: i64) -> Result<Vec<SnapshotRecord>, StoreError> {
+        self.history_inner(host_id, since_ms)
+    }
+
+    fn section_by_hash(&self, hash: &str) -> Result<Option<Section>, StoreError> {
+        self.section_by_hash_inner(hash)
+    }
+
+    fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
+        self.prune_inner(cutoff_ms)
+    }
+
+    fn findings(&self) -> Result<Vec<Finding>, StoreError> {
+        self.findings_inner()
+    }
+
+    fn put_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
+        self.put_findings_inner(findings)
+    }
+
+    fn baselines(&self) -> Result<Vec<Baseline>, StoreError> {
+        self.baselines_inner()
+    }
+
+    fn baseline(&self, name: &str) -> Result<Option<Baseline>, StoreError> {
+        self.baseline_inner(name)
+    }
+
+    fn put_baseline(&self, baseline: &Baseline, overwrite: bool) -> Result<bool, StoreError> {
+        self.put_baseline_inner(baseline, overwrite)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -203,10 +209,7 @@ impl Store for SledStore {
     }
 
     fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError> {
-        self.hosts
-            .get(host_id.as_bytes())?
-            .map(|v| decode(host_id.as_bytes(), &v))
-            .transpose()
+        self.host_record(host_id)
     }
 
     fn create_token(&self, token: &Token) -> Result<(), StoreError> {
@@ -303,21 +306,13 @@ impl Store for SledStore {
     }
 
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError> {
-        let mut prefix = host_id.as_bytes().to_vec();
-        prefix.push(0);
-        match self.snapshots.scan_prefix(&prefix).next_back() {
-            Some(r) => {
-                let (k, v) = r?;
-                decode(&k, &v).map(Some)
-            }
-            None => Ok(None),
-        }
+        self.latest_inner(host_id)
     }
 }
 
 /// The labels an enrollment token gave win over what the agent says: the
 /// group is the operator's decision, not the host's.
-fn merge_labels(enrollment: &[Label], reported: &[Label]) -> Vec<Label> {
+pub(super) fn merge_labels(enrollment: &[Label], reported: &[Label]) -> Vec<Label> {
     let mut out: Vec<Label> = reported
         .iter()
         .filter(|l| !enrollment.iter().any(|e| e.key == l.key))
@@ -373,20 +368,20 @@ mod tests {
             let s = SledStore::open(dir.path()).unwrap();
             assert_eq!(
                 s.put_snapshot("h1", &snap(1, "a"), 1000).unwrap(),
-                PutOutcome::Stored
+                PutOutcome::Stored { changed: true }
             );
             assert_eq!(
                 s.put_snapshot("h1", &snap(2, "b"), 2000).unwrap(),
-                PutOutcome::Stored
+                PutOutcome::Stored { changed: true }
             );
             assert_eq!(
                 s.put_snapshot("h1", &snap(2, "b"), 3000).unwrap(),
                 PutOutcome::Duplicate
             );
-            // A late older snapshot is kept but does not rename the host.
             assert_eq!(
-                s.put_snapshot("h1", &snap(0, "old"), 4000).unwrap(),
-                PutOutcome::Stored
+                s.put_snapshot("h1", &snap(1, "old"), 4000).unwrap(),
+                PutOutcome::Duplicate,
+                "a replay of an older seq"
             );
             s.sync().unwrap();
         }
@@ -394,15 +389,13 @@ mod tests {
         let h = s.host("h1").unwrap().unwrap();
         assert_eq!(
             (h.hostname.as_str(), h.last_seq, h.snapshots_stored),
-            ("b", 2, 3)
+            ("b", 2, 2)
         );
-        assert_eq!((h.first_seen_ms, h.last_seen_ms), (1000, 4000));
+        assert_eq!((h.first_seen_ms, h.last_seen_ms), (1000, 2000));
         assert_eq!(s.latest_snapshot("h1").unwrap().unwrap().seq, 2);
-        assert!(
-            s.latest_snapshot("h").unwrap().is_none(),
-            "prefix must not match h1"
-        );
+        assert!(s.latest_snapshot("h").unwrap().is_none());
         assert_eq!(s.list_hosts().unwrap().len(), 1);
+        assert_eq!(s.history("h1", 0).unwrap().len(), 2);
     }
 
     #[test]

@@ -1,0 +1,244 @@
+use std::io::Write;
+
+use anyhow::{Result, bail};
+use driftwatch_common::proto::admin_client::AdminClient;
+use driftwatch_common::proto::{
+    DiffRequest, DriftRequest, HistoryRequest, ListBaselinesRequest, SectionChanges,
+    SetBaselineRequest,
+};
+use driftwatch_common::time::{format_age, format_ms, now_ms};
+
+use super::conn::{Conn, explain_status};
+use crate::drift::severity_rank;
+use crate::render::table::{Table, clip};
+
+/// `--since`: an RFC 3339 time, or a duration ago ("2h", "7d").
+pub fn parse_since(s: &str, now_ms: i64) -> Result<i64> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(now_ms - d.as_millis() as i64),
+        Err(_) => bail!(
+            "--since {s:?}: use a time like 2026-11-26T04:00:00Z or a duration ago like 2h or 7d"
+        ),
+    }
+}
+
+fn write_changes(out: &mut dyn Write, sections: &[SectionChanges], indent: &str) -> Result<()> {
+    let width = sections.iter().map(|s| s.section.len()).max().unwrap_or(0);
+    for s in sections {
+        for c in &s.changes {
+            writeln!(out, "{indent}{:<width$}  {}", s.section, c.text)?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn history(
+    conn: &Conn,
+    host: &str,
+    since: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let since_ms = since
+        .map(|s| parse_since(s, now_ms()))
+        .transpose()?
+        .unwrap_or(0);
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .history(HistoryRequest {
+            host: host.into(),
+            since_ms,
+        })
+        .await
+        .map_err(|s| explain_status(&format!("history of {host}"), &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if resp.entries.is_empty() {
+        writeln!(out, "{}: no stored change in that period", resp.host_id)?;
+    }
+    for e in &resp.entries {
+        let n: usize = e.sections.iter().map(|s| s.changes.len()).sum();
+        writeln!(
+            out,
+            "seq {}  {}  {n} change(s)",
+            e.seq,
+            format_ms(e.collected_at_ms)
+        )?;
+        write_changes(out, &e.sections, "  ")?;
+    }
+    Ok(())
+}
+
+pub struct DiffArgs<'a> {
+    pub host: &'a str,
+    pub other: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub baseline: Option<&'a str>,
+}
+
+pub async fn diff(conn: &Conn, a: DiffArgs<'_>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .diff(DiffRequest {
+            host: a.host.into(),
+            other_host: a.other.unwrap_or_default().into(),
+            from: a.from.unwrap_or_default().into(),
+            to: a.to.unwrap_or_default().into(),
+            baseline: a.baseline.unwrap_or_default().into(),
+        })
+        .await
+        .map_err(|s| explain_status(&format!("diff of {}", a.host), &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "--- {}\n+++ {}", resp.from, resp.to)?;
+    if resp.sections.is_empty() {
+        writeln!(out, "no differences")?;
+    }
+    write_changes(out, &resp.sections, "")
+}
+
+pub struct DriftArgs<'a> {
+    pub host: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub min_severity: Option<&'a str>,
+    pub all: bool,
+    pub fail_on: Option<&'a str>,
+}
+
+/// Returns whether an open finding is at or above `--fail-on`.
+pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Write) -> Result<bool> {
+    let fail_rank = match a.fail_on {
+        Some(s) => Some(severity_rank(s).ok_or_else(|| {
+            anyhow::anyhow!("--fail-on {s:?}: use info, low, medium, high or critical")
+        })?),
+        None => None,
+    };
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .drift(DriftRequest {
+            host: a.host.unwrap_or_default().into(),
+            group: a.group.unwrap_or_default().into(),
+            min_severity: a.min_severity.unwrap_or_default().into(),
+            all: a.all,
+        })
+        .await
+        .map_err(|s| explain_status("drift", &s))?
+        .into_inner();
+    let failing = fail_rank.is_some_and(|r| {
+        resp.findings
+            .iter()
+            .any(|f| f.resolved_ms == 0 && severity_rank(&f.severity).unwrap_or(0) >= r)
+    });
+    if !resp.policy_error.is_empty() {
+        eprintln!("warning: {}", resp.policy_error);
+    }
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(failing);
+    }
+    if resp.findings.is_empty() {
+        writeln!(out, "no findings")?;
+        return Ok(failing);
+    }
+    let now = now_ms();
+    let mut t = Table::new(["SEVERITY", "HOST", "KIND", "SECTION", "SINCE", "FINDING"]);
+    for f in &resp.findings {
+        let sev = if f.resolved_ms > 0 {
+            format!("resolved ({})", f.severity)
+        } else {
+            f.severity.to_uppercase()
+        };
+        let since = if f.resolved_ms > 0 {
+            format_age(f.resolved_ms, now)
+        } else {
+            format_age(f.first_seen_ms, now)
+        };
+        t.row([
+            sev,
+            f.hostname.clone(),
+            f.kind.clone(),
+            f.section.clone(),
+            since,
+            clip(&f.message, 110),
+        ]);
+    }
+    write!(out, "{}", t.render())?;
+    Ok(failing)
+}
+
+pub async fn baseline_set(
+    conn: &Conn,
+    name: &str,
+    host: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .set_baseline(SetBaselineRequest {
+            name: name.into(),
+            from_host: host.into(),
+        })
+        .await
+        .map_err(|s| explain_status(&format!("setting baseline {name}"), &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "baseline {name} set from {host}; hosts labelled baseline={name} are compared with it"
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn baseline_list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .list_baselines(ListBaselinesRequest {})
+        .await
+        .map_err(|s| explain_status("listing baselines", &s))?
+        .into_inner();
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &resp)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut t = Table::new(["NAME", "IMAGE", "CREATED", "SOURCE"]);
+    for b in &resp.baselines {
+        t.row([
+            b.name.clone(),
+            b.image_id.clone(),
+            format_ms(b.created_ms),
+            b.source.clone(),
+        ]);
+    }
+    write!(
+        out,
+        "{}",
+        if t.is_empty() {
+            "no baselines\n".to_string()
+        } else {
+            t.render()
+        }
+    )?;
+    Ok(())
+}

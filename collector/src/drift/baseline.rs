@@ -1,0 +1,90 @@
+//! Baseline drift: a host against a named baseline (a golden host's
+//! snapshot, chosen with the host label `baseline=NAME`) or against the
+//! baseline baked into its machine image (same image id).
+
+use std::collections::BTreeMap;
+
+use driftwatch_common::proto::{Baseline, Snapshot};
+
+use super::Draft;
+use super::items::items;
+
+/// Sections a baseline speaks for: what a host was set up with. Processes
+/// at bake time are the builder's, not the service's.
+const SECTIONS: &[&str] = &["ssh_keys", "packages", "log_config", "containers"];
+
+/// The baseline a host is compared with, if any.
+pub fn for_host<'a>(
+    labels: &[driftwatch_common::proto::Label],
+    image_id: &str,
+    baselines: &'a [Baseline],
+) -> Option<&'a Baseline> {
+    if let Some(l) = labels.iter().find(|l| l.key == "baseline") {
+        return baselines.iter().find(|b| b.name == l.value);
+    }
+    if image_id.is_empty() {
+        return None;
+    }
+    baselines.iter().find(|b| b.image_id == image_id)
+}
+
+pub fn evaluate(b: &Baseline, snap: &Snapshot) -> Vec<Draft> {
+    let Some(base) = &b.snapshot else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in SECTIONS {
+        let (Some(old), Some(new)) = (
+            base.sections
+                .iter()
+                .find(|s| s.name == *name && s.status == "ok"),
+            snap.sections
+                .iter()
+                .find(|s| s.name == *name && s.status == "ok"),
+        ) else {
+            continue;
+        };
+        let om: BTreeMap<_, _> = items(old).into_iter().map(|i| (i.key.clone(), i)).collect();
+        let nm: BTreeMap<_, _> = items(new).into_iter().map(|i| (i.key.clone(), i)).collect();
+        let rule = format!("baseline {}", b.name);
+        let sev = |kind: &str| match (*name, kind) {
+            ("ssh_keys", "baseline_added") => "medium",
+            ("packages", "baseline_changed") => "info",
+            _ => "low",
+        };
+        for (k, i) in &nm {
+            match om.get(k) {
+                None => out.push(Draft {
+                    kind: "baseline_added",
+                    section: name.to_string(),
+                    item: k.clone(),
+                    severity: sev("baseline_added").into(),
+                    rule: rule.clone(),
+                    message: format!("{} not in {rule}", i.text),
+                }),
+                Some(o) if o.value != i.value => out.push(Draft {
+                    kind: "baseline_changed",
+                    section: name.to_string(),
+                    item: k.clone(),
+                    severity: sev("baseline_changed").into(),
+                    rule: rule.clone(),
+                    message: format!("{k}: {} in {rule}, now {}", o.value, i.value),
+                }),
+                _ => {}
+            }
+        }
+        for (k, i) in &om {
+            if !nm.contains_key(k) {
+                out.push(Draft {
+                    kind: "baseline_removed",
+                    section: name.to_string(),
+                    item: k.clone(),
+                    severity: sev("baseline_removed").into(),
+                    rule: rule.clone(),
+                    message: format!("{} from {rule} is gone", i.text),
+                });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,340 @@
+//! Items: the stable identities drift is measured in, per section (see
+//! DESIGN.md): a key per user, a process's user + executable, a container's
+//! image reference and digest, a package and version, a rotation rule, a
+//! forwarding target. Pure functions over snapshot sections.
+
+use driftwatch_common::proto::Section;
+use driftwatch_common::proto::section::Body;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub section: &'static str,
+    /// Identity within the section: what "added" and "removed" are about.
+    pub key: String,
+    /// What "changed" is about, for the same key.
+    pub value: String,
+    /// The identity compared across peers and with policy; None when the
+    /// item is per-host by nature (a RAID array's members, a machine id).
+    pub peer: Option<String>,
+    /// How a person reads it.
+    pub text: String,
+}
+
+fn item(
+    section: &'static str,
+    key: String,
+    value: String,
+    peer: Option<String>,
+    text: String,
+) -> Item {
+    Item {
+        section,
+        key,
+        value,
+        peer,
+        text,
+    }
+}
+
+/// The items of one section; a failed or unsupported section has none.
+pub fn items(s: &Section) -> Vec<Item> {
+    let Some(body) = &s.body else {
+        return Vec::new();
+    };
+    let mut out = match body {
+        Body::Host(h) => vec![
+            item(
+                "host",
+                "os".into(),
+                h.os_pretty_name.clone(),
+                Some(format!("os {}", h.os_pretty_name)),
+                format!("os {}", h.os_pretty_name),
+            ),
+            item(
+                "host",
+                "kernel".into(),
+                h.kernel.clone(),
+                Some(format!("kernel {}", h.kernel)),
+                format!("kernel {}", h.kernel),
+            ),
+            item(
+                "host",
+                "hostname".into(),
+                h.hostname.clone(),
+                None,
+                format!("hostname {}", h.hostname),
+            ),
+        ],
+        Body::Processes(p) => {
+            let mut counts: std::collections::BTreeMap<(String, String), u32> = Default::default();
+            for x in p.processes.iter().filter(|x| !x.kernel_thread) {
+                let exe = if x.exe.is_empty() {
+                    format!("[{}]", x.name)
+                } else {
+                    x.exe.clone()
+                };
+                *counts.entry((x.user.clone(), exe)).or_default() += x.count.max(1);
+            }
+            counts
+                .into_iter()
+                .map(|((user, exe), n)| {
+                    let key = format!("{user} {exe}");
+                    item(
+                        "processes",
+                        key.clone(),
+                        format!("x{n}"),
+                        Some(key.clone()),
+                        format!("{user}  {exe}  x{n}"),
+                    )
+                })
+                .collect()
+        }
+        Body::SshKeys(k) => k
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.keys
+                    .iter()
+                    .filter(|k| !k.fingerprint.is_empty())
+                    .map(move |k| {
+                        let key = format!("{} {}", f.user, k.fingerprint);
+                        let opts: Vec<String> = k
+                            .options
+                            .iter()
+                            .map(|o| {
+                                if o.has_value {
+                                    format!("{}=\"{}\"", o.name, o.value)
+                                } else {
+                                    o.name.clone()
+                                }
+                            })
+                            .collect();
+                        let value = format!("{} {}", f.path, opts.join(","));
+                        item(
+                            "ssh_keys",
+                            key.clone(),
+                            value,
+                            Some(key),
+                            format!("{}  {} {} {}", f.user, k.key_type, k.fingerprint, k.comment)
+                                .trim_end()
+                                .to_string(),
+                        )
+                    })
+            })
+            .collect(),
+        Body::Packages(p) => p
+            .packages
+            .iter()
+            .filter(|p| p.installed)
+            .map(|p| {
+                let key = format!("{}:{}", p.name, p.architecture);
+                item(
+                    "packages",
+                    key.clone(),
+                    p.version.clone(),
+                    Some(format!("{key} {}", p.version)),
+                    format!("{key} {}", p.version),
+                )
+            })
+            .collect(),
+        Body::Containers(c) => c
+            .containers
+            .iter()
+            .map(|k| {
+                let image = format!("{}@{}", k.image, k.image_id);
+                let ports: Vec<String> = k
+                    .ports
+                    .iter()
+                    .map(|p| format!("{}:{}->{}", p.host_ip, p.host_port, p.container_port))
+                    .collect();
+                let value = format!(
+                    "{image} restart={} ports={}",
+                    k.restart_policy,
+                    ports.join(",")
+                );
+                item(
+                    "containers",
+                    k.name.clone(),
+                    value,
+                    Some(format!("image {image}")),
+                    format!("{}  {}", k.name, k.image),
+                )
+            })
+            .collect(),
+        Body::LogConfig(l) => {
+            let mut v: Vec<Item> = l
+                .forwards
+                .iter()
+                .filter(|f| !f.commented)
+                .map(|f| {
+                    let key = format!("forward {}://{}:{}", f.protocol, f.target, f.port);
+                    item(
+                        "log_config",
+                        key.clone(),
+                        String::new(),
+                        Some(key.clone()),
+                        key,
+                    )
+                })
+                .collect();
+            for r in &l.rotation {
+                let p = r.policy.clone().unwrap_or_default();
+                let mut words = vec![
+                    p.frequency.clone(),
+                    p.rotate.map(|r| format!("rotate {r}")).unwrap_or_default(),
+                ];
+                if p.compress {
+                    words.push("compress".into());
+                }
+                if p.copytruncate {
+                    words.push("copytruncate".into());
+                }
+                if let Some(s) = p.size_bytes {
+                    words.push(format!("size {s}"));
+                }
+                let key = format!("rotate {}", r.patterns.join(" "));
+                let value = words
+                    .into_iter()
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                v.push(item(
+                    "log_config",
+                    key.clone(),
+                    value.clone(),
+                    Some(format!("{key} [{value}]")),
+                    format!("{key} [{value}]"),
+                ));
+            }
+            if let Some(j) = &l.journald {
+                for (name, val) in [
+                    ("Storage", &j.storage),
+                    ("SystemMaxUse", &j.system_max_use),
+                    ("ForwardToSyslog", &j.forward_to_syslog),
+                ] {
+                    if !val.is_empty() {
+                        let key = format!("journald {name}");
+                        v.push(item(
+                            "log_config",
+                            key.clone(),
+                            val.clone(),
+                            Some(format!("{key}={val}")),
+                            format!("{key}={val}"),
+                        ));
+                    }
+                }
+            }
+            for u in &l.unrotated {
+                let key = format!("unrotated {}", u.path);
+                v.push(item("log_config", key.clone(), String::new(), None, key));
+            }
+            v
+        }
+        Body::Raid(r) => {
+            let mut v: Vec<Item> = r
+                .md_arrays
+                .iter()
+                .map(|a| {
+                    let members: Vec<&str> = a.members.iter().map(|m| m.device.as_str()).collect();
+                    item(
+                        "raid",
+                        a.name.clone(),
+                        format!("{} [{}] {}", a.level, members.join(" "), a.verdict),
+                        None,
+                        format!("{} {} {}", a.name, a.level, a.verdict),
+                    )
+                })
+                .collect();
+            for c in &r.controllers {
+                for d in &c.virtual_drives {
+                    let key = format!("vd {}", d.id);
+                    v.push(item(
+                        "raid",
+                        key.clone(),
+                        format!("{} {}", d.raid_level, d.verdict),
+                        None,
+                        format!("{key} {} {}", d.raid_level, d.verdict),
+                    ));
+                }
+            }
+            v
+        }
+    };
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out.dedup_by(|a, b| a.key == b.key);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::{
+        AuthorizedKey, AuthorizedKeysFile, KeyOption, Package, PackagesSection, SshKeysSection,
+    };
+    use driftwatch_common::snapshot::ok_section;
+
+    #[test]
+    fn ssh_keys_are_user_and_fingerprint_with_readable_text() {
+        let s = ok_section(
+            "ssh_keys",
+            Body::SshKeys(SshKeysSection {
+                files: vec![AuthorizedKeysFile {
+                    user: "root".into(),
+                    path: "/root/.ssh/authorized_keys".into(),
+                    keys: vec![AuthorizedKey {
+                        key_type: "ssh-ed25519".into(),
+                        fingerprint: "SHA256:abc".into(),
+                        comment: "alice@laptop".into(),
+                        options: vec![KeyOption {
+                            name: "from".into(),
+                            value: "10.0.0.1".into(),
+                            has_value: true,
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            0,
+        );
+        let it = items(&s);
+        assert_eq!(it.len(), 1);
+        assert_eq!(it[0].key, "root SHA256:abc");
+        assert_eq!(it[0].text, "root  ssh-ed25519 SHA256:abc alice@laptop");
+        assert!(it[0].value.contains("from=\"10.0.0.1\""));
+    }
+
+    #[test]
+    fn only_installed_packages_count() {
+        let s = ok_section(
+            "packages",
+            Body::Packages(PackagesSection {
+                packages: vec![
+                    Package {
+                        name: "bash".into(),
+                        version: "5.2".into(),
+                        architecture: "amd64".into(),
+                        installed: true,
+                        ..Default::default()
+                    },
+                    Package {
+                        name: "gone".into(),
+                        version: "1".into(),
+                        installed: false,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            0,
+        );
+        let it = items(&s);
+        assert_eq!(
+            it.iter()
+                .map(|i| i.peer.clone().unwrap())
+                .collect::<Vec<_>>(),
+            vec!["bash:amd64 5.2"]
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! The policy file (TOML on the collector): what every host must and must
+//! not have. Parsed strictly (unknown keys are errors); evaluated against a
+//! host's latest snapshot by pure functions.
+
+use std::collections::BTreeMap;
+
+use driftwatch_common::proto::Snapshot;
+use driftwatch_common::proto::section::Body;
+use serde::Deserialize;
+
+use super::Draft;
+use super::items::items;
+use super::version;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub ssh_keys: SshKeys,
+    #[serde(default)]
+    pub containers: Containers,
+    #[serde(default)]
+    pub raid: Raid,
+    #[serde(default)]
+    pub logs: Logs,
+    #[serde(default)]
+    pub processes: Processes,
+    #[serde(default)]
+    pub packages: Packages,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshKeys {
+    #[serde(default)]
+    pub forbidden_fingerprints: Vec<String>,
+    /// Case-insensitive substrings of key comments (e.g. "alice@").
+    #[serde(default)]
+    pub forbidden_comments: Vec<String>,
+    /// When not empty, any key not listed is a finding.
+    #[serde(default)]
+    pub allowed_fingerprints: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Containers {
+    /// Pinned by digest or image id, not by tag.
+    #[serde(default)]
+    pub require_pinned: bool,
+    #[serde(default)]
+    pub forbid_latest: bool,
+    #[serde(default)]
+    pub forbid_unhealthy: bool,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raid {
+    #[serde(default)]
+    pub require_healthy: bool,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logs {
+    /// Every file under /var/log covered by a rotation rule.
+    #[serde(default)]
+    pub require_rotation: bool,
+    /// Forwarding targets every host must have: "host" or "host:port".
+    #[serde(default)]
+    pub require_forward: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processes {
+    /// "exe" or "user exe" (exe is the full path, or the name in brackets).
+    #[serde(default)]
+    pub required: Vec<String>,
+    #[serde(default)]
+    pub forbidden: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Packages {
+    /// package name → lowest acceptable version (dpkg ordering).
+    #[serde(default)]
+    pub minimum: BTreeMap<String, String>,
+}
+
+pub fn parse(text: &str) -> Result<Policy, String> {
+    driftwatch_common::config::parse_toml(text)
+}
+
+fn d(section: &str, item: String, severity: &str, rule: &str, message: String) -> Draft {
+    Draft {
+        kind: "policy",
+        section: section.to_string(),
+        item,
+        severity: severity.to_string(),
+        rule: rule.to_string(),
+        message,
+    }
+}
+
+fn process_matches(pattern: &str, user: &str, exe: &str) -> bool {
+    match pattern.split_once(' ') {
+        Some((u, e)) => u == user && e == exe,
+        None => pattern == exe,
+    }
+}
+
+/// Policy findings for one host's latest snapshot.
+pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
+    let mut out = Vec::new();
+    for s in snap.sections.iter().filter(|s| s.status == "ok") {
+        match &s.body {
+            Some(Body::SshKeys(k)) => {
+                for f in &k.files {
+                    for key in f.keys.iter().filter(|k| !k.fingerprint.is_empty()) {
+                        let item = format!("{} {}", f.user, key.fingerprint);
+                        let what = format!(
+                            "{} {} ({}) in {} of {}",
+                            key.key_type, key.fingerprint, key.comment, f.path, f.user
+                        );
+                        if p.ssh_keys.forbidden_fingerprints.contains(&key.fingerprint) {
+                            out.push(d(
+                                "ssh_keys",
+                                item.clone(),
+                                "critical",
+                                "ssh_keys.forbidden_fingerprints",
+                                format!("forbidden key {what}"),
+                            ));
+                        } else if let Some(c) = p
+                            .ssh_keys
+                            .forbidden_comments
+                            .iter()
+                            .find(|c| key.comment.to_lowercase().contains(&c.to_lowercase()))
+                        {
+                            out.push(d(
+                                "ssh_keys",
+                                item.clone(),
+                                "critical",
+                                "ssh_keys.forbidden_comments",
+                                format!("key matching forbidden comment {c:?}: {what}"),
+                            ));
+                        } else if !p.ssh_keys.allowed_fingerprints.is_empty()
+                            && !p.ssh_keys.allowed_fingerprints.contains(&key.fingerprint)
+                        {
+                            out.push(d(
+                                "ssh_keys",
+                                item,
+                                "high",
+                                "ssh_keys.allowed_fingerprints",
+                                format!("key not on the allowed list: {what}"),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(Body::Containers(c)) => {
+                for k in &c.containers {
+                    if p.containers.require_pinned && !k.pinned {
+                        out.push(d(
+                            "containers",
+                            k.name.clone(),
+                            "medium",
+                            "containers.require_pinned",
+                            format!(
+                                "container {} runs {} by a moving reference ({}), not a digest",
+                                k.name, k.image, k.reference_kind
+                            ),
+                        ));
+                    }
+                    if p.containers.forbid_latest
+                        && (k.reference_kind == "latest" || k.reference_kind == "untagged")
+                    {
+                        out.push(d(
+                            "containers",
+                            k.name.clone(),
+                            "medium",
+                            "containers.forbid_latest",
+                            format!("container {} runs {} (latest)", k.name, k.image),
+                        ));
+                    }
+                    let unhealthy = k.health.as_ref().is_some_and(|h| h.status == "unhealthy");
+                    if p.containers.forbid_unhealthy && unhealthy {
+                        out.push(d(
+                            "containers",
+                            k.name.clone(),
+                            "high",
+                            "containers.forbid_unhealthy",
+                            format!("container {} is unhealthy and still running", k.name),
+                        ));
+                    }
+                }
+            }
+            Some(Body::Raid(r))
+                if p.raid.require_healthy && r.verdict != "healthy" && !r.verdict.is_empty() =>
+            {
+                let sev = if r.verdict == "failed" || r.verdict == "degraded" {
+                    "critical"
+                } else {
+                    "high"
+                };
+                out.push(d(
+                    "raid",
+                    "raid".into(),
+                    sev,
+                    "raid.require_healthy",
+                    format!("RAID is {}", r.verdict),
+                ));
+            }
+            Some(Body::LogConfig(l)) => {
+                if p.logs.require_rotation {
+                    for u in &l.unrotated {
+                        out.push(d(
+                            "log_config",
+                            format!("unrotated {}", u.path),
+                            "low",
+                            "logs.require_rotation",
+                            format!("{} is not covered by any logrotate rule", u.path),
+                        ));
+                    }
+                }
+                for want in &p.logs.require_forward {
+                    let (host, port) = match want.rsplit_once(':') {
+                        Some((h, p)) if p.parse::<u32>().is_ok() => (h, p.parse::<u32>().ok()),
+                        _ => (want.as_str(), None),
+                    };
+                    let found = l.forwards.iter().any(|f| {
+                        !f.commented && f.target == host && port.is_none_or(|p| p == f.port)
+                    });
+                    if !found {
+                        out.push(d(
+                            "log_config",
+                            format!("forward {want}"),
+                            "medium",
+                            "logs.require_forward",
+                            format!("logs are not forwarded to {want}"),
+                        ));
+                    }
+                }
+            }
+            Some(Body::Processes(_)) => {
+                let procs = items(s);
+                let has = |pat: &str| {
+                    procs.iter().any(|i| {
+                        let (user, exe) = i.key.split_once(' ').unwrap_or(("", &i.key));
+                        process_matches(pat, user, exe)
+                    })
+                };
+                for req in &p.processes.required {
+                    if !has(req) {
+                        out.push(d(
+                            "processes",
+                            req.clone(),
+                            "high",
+                            "processes.required",
+                            format!("required process {req} is not running"),
+                        ));
+                    }
+                }
+                for bad in &p.processes.forbidden {
+                    if has(bad) {
+                        out.push(d(
+                            "processes",
+                            bad.clone(),
+                            "high",
+                            "processes.forbidden",
+                            format!("forbidden process {bad} is running"),
+                        ));
+                    }
+                }
+            }
+            Some(Body::Packages(pk)) => {
+                for (name, min) in &p.packages.minimum {
+                    for x in pk
+                        .packages
+                        .iter()
+                        .filter(|x| x.installed && &x.name == name)
+                    {
+                        if version::compare(&x.version, min).is_lt() {
+                            out.push(d(
+                                "packages",
+                                format!("{}:{}", x.name, x.architecture),
+                                "high",
+                                "packages.minimum",
+                                format!("{} {} is older than the minimum {min}", x.name, x.version),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::{Package, PackagesSection};
+    use driftwatch_common::snapshot::ok_section;
+
+    #[test]
+    fn strict_parsing_and_minimum_versions() {
+        assert!(
+            parse("[packages]\nminimun = {}")
+                .unwrap_err()
+                .contains("minimun")
+        );
+        let p = parse("[packages]\nminimum = { openssl = \"3.0.11-1~deb12u2\" }\n").unwrap();
+        let snap = |v: &str| Snapshot {
+            sections: vec![ok_section(
+                "packages",
+                Body::Packages(PackagesSection {
+                    packages: vec![Package {
+                        name: "openssl".into(),
+                        version: v.into(),
+                        architecture: "amd64".into(),
+                        installed: true,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                0,
+            )],
+            ..Default::default()
+        };
+        let f = evaluate(&p, &snap("3.0.9-1"));
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].message,
+            "openssl 3.0.9-1 is older than the minimum 3.0.11-1~deb12u2"
+        );
+        assert!(evaluate(&p, &snap("3.0.11-1~deb12u2")).is_empty());
+        assert!(evaluate(&p, &snap("3.0.13-1~deb12u1")).is_empty());
+    }
+}

@@ -1,0 +1,122 @@
+//! Runs the drift engine over what is stored and keeps the findings: on a
+//! timer, and before answering `driftwatch drift`. The policy file is
+//! re-read whenever its modification time changes; a broken file keeps the
+//! last good policy in force and says so.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use driftwatch_common::proto::{Finding, HostSummary, Snapshot};
+use tracing::{info, warn};
+
+use crate::drift::{self, HostView, Settings, policy::Policy};
+use crate::store::{Store, StoreError};
+
+pub struct Evaluator {
+    pub settings: Settings,
+    policy_path: Option<PathBuf>,
+    policy: Mutex<LoadedPolicy>,
+    /// Serializes evaluations: two at once would race on reconcile.
+    running: tokio::sync::Mutex<i64>,
+}
+
+#[derive(Default)]
+struct LoadedPolicy {
+    policy: Policy,
+    mtime: Option<SystemTime>,
+    error: Option<String>,
+}
+
+impl Evaluator {
+    pub fn new(settings: Settings, policy_path: Option<PathBuf>) -> Self {
+        Evaluator {
+            settings,
+            policy_path,
+            policy: Mutex::new(LoadedPolicy::default()),
+            running: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// The policy in force, reloaded if the file changed.
+    pub fn policy(&self) -> (Policy, Option<String>) {
+        let mut p = self.policy.lock().expect("not poisoned");
+        if let Some(path) = &self.policy_path {
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            if mtime != p.mtime || (mtime.is_none() && p.error.is_none()) {
+                p.mtime = mtime;
+                match std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| drift::policy::parse(&t))
+                {
+                    Ok(new) => {
+                        info!(path = %path.display(), "policy loaded");
+                        p.policy = new;
+                        p.error = None;
+                    }
+                    Err(e) => {
+                        let msg = format!(
+                            "policy {}: {e}; the last good policy stays in force",
+                            path.display()
+                        );
+                        warn!(error = %msg, "policy not loaded");
+                        p.error = Some(msg);
+                    }
+                }
+            }
+        }
+        (p.policy.clone(), p.error.clone())
+    }
+
+    /// Evaluates and stores findings unless an evaluation finished less than
+    /// `min_age_ms` ago. Blocking store work runs on the blocking pool.
+    pub async fn run(
+        &self,
+        store: std::sync::Arc<dyn Store>,
+        now_ms: i64,
+        min_age_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut last = self.running.lock().await;
+        let (policy, error) = self.policy();
+        if now_ms - *last < min_age_ms {
+            return Ok(error);
+        }
+        let settings = self.settings.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            evaluate_stored(store.as_ref(), &policy, &settings, now_ms)
+        })
+        .await
+        .expect("drift evaluation task")?;
+        tracing::debug!(written, "drift evaluated");
+        *last = now_ms;
+        Ok(error)
+    }
+}
+
+/// One evaluation over the store; returns how many findings were written.
+pub fn evaluate_stored(
+    store: &dyn Store,
+    policy: &Policy,
+    s: &Settings,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let hosts: Vec<HostSummary> = store.list_hosts()?;
+    let snaps: Vec<Option<Snapshot>> = hosts
+        .iter()
+        .map(|h| store.latest_snapshot(&h.host_id))
+        .collect::<Result<_, _>>()?;
+    let views: Vec<HostView<'_>> = hosts
+        .iter()
+        .zip(&snaps)
+        .map(|(h, s)| HostView {
+            summary: h,
+            snapshot: s.as_ref(),
+        })
+        .collect();
+    let baselines = store.baselines()?;
+    let current = drift::evaluate(&views, &baselines, policy, s, now_ms);
+    let stored: Vec<Finding> = store.findings()?;
+    let changes = drift::reconcile(&stored, current, now_ms);
+    store.put_findings(&changes)?;
+    Ok(changes.len())
+}

@@ -1,0 +1,211 @@
+//! The stable form of a section: what drift is about. Volatile values (pids,
+//! RSS, CPU, uptime, sync progress, container state and health, /var/log
+//! size) are cleared, and the process list becomes identity groups, so two
+//! snapshots of an unchanged host have the same stable form and hash. The
+//! agent and the collector both hash through here, so they always agree.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::proto::section::Body;
+use crate::proto::{Process, ProcessesSection, Section};
+
+/// A section reduced to its stable content (status and error included: a
+/// section that starts failing is a change).
+pub fn stable_section(s: &Section) -> Section {
+    Section {
+        name: s.name.clone(),
+        status: s.status.clone(),
+        error: s.error.clone(),
+        duration_us: 0,
+        hash: String::new(),
+        hash_only: false,
+        body: s.body.as_ref().map(stable_body),
+    }
+}
+
+/// sha256 hex of the stable form's protobuf encoding.
+pub fn section_hash(s: &Section) -> String {
+    hex::encode(Sha256::digest(stable_section(s).encode_to_vec()))
+}
+
+pub fn stable_body(body: &Body) -> Body {
+    match body {
+        Body::Host(h) => {
+            let mut h = h.clone();
+            h.uptime_s = 0;
+            Body::Host(h)
+        }
+        Body::Processes(p) => Body::Processes(process_groups(p)),
+        Body::Containers(c) => {
+            let mut c = c.clone();
+            for k in &mut c.containers {
+                // A container recreated from the same config is the same item.
+                k.id.clear();
+                k.created.clear();
+                k.state.clear();
+                k.started_at.clear();
+                k.finished_at.clear();
+                k.exit_code = 0;
+                k.oom_killed = false;
+                k.restart_count = 0;
+                k.health = None;
+            }
+            Body::Containers(c)
+        }
+        Body::Raid(r) => {
+            let mut r = r.clone();
+            for a in &mut r.md_arrays {
+                a.sync = None;
+            }
+            for c in &mut r.controllers {
+                for d in &mut c.physical_drives {
+                    d.media_errors = 0;
+                    d.other_errors = 0;
+                }
+                for b in &mut c.batteries {
+                    b.charge_percent = 0;
+                }
+            }
+            Body::Raid(r)
+        }
+        Body::LogConfig(l) => {
+            let mut l = l.clone();
+            l.var_log_bytes = 0;
+            l.var_log_partial = false;
+            for u in &mut l.unrotated {
+                u.size_bytes = 0;
+            }
+            Body::LogConfig(l)
+        }
+        Body::SshKeys(_) | Body::Packages(_) => body.clone(),
+    }
+}
+
+/// Processes as identities: user + exe (or name) + cmdline, with a count.
+/// Kernel threads are left out: they come and go with load and say nothing
+/// about what the host was set up to run.
+fn process_groups(p: &ProcessesSection) -> ProcessesSection {
+    let mut groups: Vec<Process> = Vec::new();
+    let mut keyed: Vec<(String, String, Vec<String>, &Process)> = p
+        .processes
+        .iter()
+        .filter(|x| !x.kernel_thread)
+        .map(|x| {
+            (
+                x.user.clone(),
+                if x.exe.is_empty() {
+                    x.name.clone()
+                } else {
+                    x.exe.clone()
+                },
+                x.cmdline.clone(),
+                x,
+            )
+        })
+        .collect();
+    keyed.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+    for (user, exe, cmdline, x) in keyed {
+        match groups.last_mut() {
+            Some(g) if g.user == user && g.exe == exe && g.cmdline == cmdline => g.count += 1,
+            _ => groups.push(Process {
+                user,
+                uid: x.uid,
+                name: x.name.clone(),
+                exe,
+                cmdline,
+                count: 1,
+                ..Default::default()
+            }),
+        }
+    }
+    ProcessesSection { processes: groups }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::HostSection;
+    use crate::snapshot::ok_section;
+
+    fn proc_(pid: u32, user: &str, exe: &str, rss: u64) -> Process {
+        Process {
+            pid,
+            user: user.into(),
+            exe: exe.into(),
+            name: "n".into(),
+            rss_bytes: rss,
+            cmdline: vec![exe.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn volatile_values_do_not_change_the_hash() {
+        let a = ok_section(
+            "host",
+            Body::Host(HostSection {
+                hostname: "a".into(),
+                uptime_s: 5,
+                ..Default::default()
+            }),
+            10,
+        );
+        let mut b = a.clone();
+        b.duration_us = 99;
+        if let Some(Body::Host(h)) = &mut b.body {
+            h.uptime_s = 500;
+        }
+        assert_eq!(section_hash(&a), section_hash(&b));
+        if let Some(Body::Host(h)) = &mut b.body {
+            h.hostname = "b".into();
+        }
+        assert_ne!(section_hash(&a), section_hash(&b));
+        let mut c = a.clone();
+        c.status = "error".into();
+        assert_ne!(section_hash(&a), section_hash(&c));
+    }
+
+    #[test]
+    fn processes_hash_by_identity_and_count_not_pid_or_order() {
+        let p1 = ProcessesSection {
+            processes: vec![
+                proc_(10, "root", "/usr/sbin/sshd", 5),
+                proc_(20, "www", "/usr/sbin/nginx", 7),
+                proc_(21, "www", "/usr/sbin/nginx", 7),
+            ],
+        };
+        let p2 = ProcessesSection {
+            processes: vec![
+                proc_(99, "www", "/usr/sbin/nginx", 1),
+                proc_(5, "root", "/usr/sbin/sshd", 9),
+                proc_(98, "www", "/usr/sbin/nginx", 1),
+                Process {
+                    pid: 2,
+                    name: "kworker/0:1".into(),
+                    kernel_thread: true,
+                    ..Default::default()
+                },
+            ],
+        };
+        let s = |p: ProcessesSection| ok_section("processes", Body::Processes(p), 0);
+        assert_eq!(section_hash(&s(p1.clone())), section_hash(&s(p2)));
+        let Body::Processes(g) = stable_body(&Body::Processes(p1.clone())) else {
+            unreachable!()
+        };
+        assert_eq!(
+            g.processes
+                .iter()
+                .map(|p| (p.exe.as_str(), p.count))
+                .collect::<Vec<_>>(),
+            vec![("/usr/sbin/sshd", 1), ("/usr/sbin/nginx", 2)]
+        );
+        let mut p3 = p1.clone();
+        p3.processes.pop();
+        assert_ne!(
+            section_hash(&s(p3)),
+            section_hash(&s(p1)),
+            "one worker fewer is a change"
+        );
+    }
+}
