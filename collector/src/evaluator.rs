@@ -17,8 +17,11 @@ pub struct Evaluator {
     pub settings: Settings,
     policy_path: Option<PathBuf>,
     policy: Mutex<LoadedPolicy>,
-    /// Serializes evaluations: two at once would race on reconcile.
-    running: tokio::sync::Mutex<i64>,
+    /// Serializes evaluations (two at once would race on reconcile) and
+    /// remembers when the last one ran and on which data generation.
+    running: tokio::sync::Mutex<(i64, u64)>,
+    /// Bumped whenever stored data that findings depend on changes.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -34,8 +37,16 @@ impl Evaluator {
             settings,
             policy_path,
             policy: Mutex::new(LoadedPolicy::default()),
-            running: tokio::sync::Mutex::new(0),
+            running: tokio::sync::Mutex::new((0, 0)),
+            generation: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// Something findings depend on changed (a report, a baseline, a
+    /// revocation): the next `run` evaluates whatever its `min_age_ms`.
+    pub fn data_changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The policy in force, reloaded if the file changed.
@@ -78,7 +89,9 @@ impl Evaluator {
     ) -> Result<Option<String>, StoreError> {
         let mut last = self.running.lock().await;
         let (policy, error) = self.policy();
-        if now_ms - *last < min_age_ms {
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        // Nothing changed and a recent answer exists: reuse it.
+        if generation == last.1 && now_ms - last.0 < min_age_ms {
             return Ok(error);
         }
         let settings = self.settings.clone();
@@ -88,7 +101,7 @@ impl Evaluator {
         .await
         .expect("drift evaluation task")?;
         tracing::debug!(written, "drift evaluated");
-        *last = now_ms;
+        *last = (now_ms, generation);
         Ok(error)
     }
 }

@@ -66,6 +66,14 @@ pub fn evaluate(hosts: &[HostView<'_>], s: &Settings) -> BTreeMap<usize, Vec<Dra
             let mut mine: BTreeMap<&'static str, BTreeSet<(String, String)>> = BTreeMap::new();
             if let Some(snap) = hosts[i].snapshot {
                 for sec in snap.sections.iter().filter(|x| x.status == "ok") {
+                    // A collected section with no items still counts as
+                    // collected: an empty rule list lacks what peers have.
+                    if let Some(name) = driftwatch_common::proto::SECTION_NAMES
+                        .iter()
+                        .find(|n| **n == sec.name)
+                    {
+                        mine.entry(name).or_default();
+                    }
                     for it in items(sec) {
                         if let Some(p) = it.peer {
                             mine.entry(it.section).or_default().insert((p, it.text));

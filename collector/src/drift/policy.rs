@@ -341,3 +341,15 @@ mod tests {
         assert!(evaluate(&p, &snap("3.0.13-1~deb12u1")).is_empty());
     }
 }
+
+#[cfg(test)]
+mod example {
+    /// The example shipped in deploy/examples must stay valid.
+    #[test]
+    fn shipped_example_parses() {
+        let text = include_str!("../../../deploy/examples/policy.toml");
+        let p = super::parse(text).unwrap();
+        assert!(p.containers.require_pinned && p.raid.require_healthy);
+        assert_eq!(p.packages.minimum.len(), 2);
+    }
+}

@@ -174,6 +174,7 @@ impl Admin for AdminService {
                 .write()
                 .expect("not poisoned")
                 .insert(id.clone());
+            self.state.evaluator.data_changed();
             let closed = self.state.streams.close(
                 &id,
                 Status::permission_denied(format!("host {id} was revoked by {admin}")),
@@ -445,6 +446,7 @@ impl Admin for AdminService {
         self.state
             .blocking(move |s| s.put_baseline(&stored, true))
             .await?;
+        self.state.evaluator.data_changed();
         self.state.durable().await?;
         info!(%name, host = %id, %admin, "baseline set");
         Ok(Response::new(SetBaselineResponse {

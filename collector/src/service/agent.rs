@@ -95,6 +95,9 @@ impl Agent for AgentService {
                     info!(written, "image baseline received");
                 }
             }
+            if matches!(outcome, PutOutcome::Stored { changed: true }) {
+                self.state.evaluator.data_changed();
+            }
             // Acknowledge only once durable, also for a duplicate: its first
             // copy may still be in the batch being synced.
             self.state.durable().await?;

@@ -372,26 +372,33 @@ mod tests {
             s.put_report("h", &snap(1, 1, &["a"]), 1_000).unwrap(),
             PutOutcome::Stored { changed: true }
         );
-        let before = s.sections.len();
-        for seq in 2..=20 {
-            assert_eq!(
-                s.put_report("h", &delta(snap(seq, seq, &["a"])), 1_000 + seq as i64)
-                    .unwrap(),
-                PutOutcome::Stored { changed: false }
-            );
+        let section_bytes = |s: &SledStore| -> usize {
+            s.sections
+                .iter()
+                .map(|r| r.map(|(k, v)| k.len() + v.len()).unwrap())
+                .sum()
+        };
+        let before = section_bytes(&s);
+        for seq in 2..=101 {
+            let outcome = s
+                .put_report("h", &delta(snap(seq, seq, &["a"])), 1_000 + seq as i64)
+                .unwrap();
+            assert_eq!(outcome, PutOutcome::Stored { changed: false });
         }
         assert_eq!(
-            s.sections.len(),
+            section_bytes(&s),
             before,
-            "no section bytes for unchanged reports"
+            "100 unchanged reports add no section bytes"
         );
         assert_eq!(s.history_inner("h", 0).unwrap().len(), 1);
         assert_eq!(
-            s.put_report("h", &snap(21, 1, &["a", "b"]), 5_000).unwrap(),
+            s.put_report("h", &snap(121, 1, &["a", "b"]), 5_000)
+                .unwrap(),
             PutOutcome::Stored { changed: true }
         );
         assert_eq!(
-            s.put_report("h", &snap(21, 1, &["a", "b"]), 5_000).unwrap(),
+            s.put_report("h", &snap(121, 1, &["a", "b"]), 5_000)
+                .unwrap(),
             PutOutcome::Duplicate
         );
         let mut restarted = snap(1, 1, &["a", "b"]);
@@ -401,11 +408,11 @@ mod tests {
             PutOutcome::Stored { changed: false }
         );
         let hist = s.history_inner("h", 0).unwrap();
-        assert_eq!(hist.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 21]);
+        assert_eq!(hist.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 121]);
         let h = s.host_record("h").unwrap().unwrap();
         assert_eq!(
             (h.snapshots_stored, h.changes_stored, h.last_seq),
-            (22, 2, 1)
+            (103, 2, 1)
         );
 
         // The old record goes, its now-unreferenced packages section too.

@@ -1,0 +1,467 @@
+//! History, diff, delta reporting and drift findings, end to end: several
+//! agents on fake roots in two groups, the real collector with a policy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use driftwatch_tests::*;
+use serde_json::Value;
+
+const KEY_A: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ6ItKlKwmzVjUEzBX7yzEPoPhUPdYHbZ5uQrBYYoUuR ops@example";
+
+struct Fleet {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    pki: Pki,
+    c: Option<CollectorProc>,
+    port: u16,
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn dpkg(openssl: &str) -> String {
+    format!(
+        "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: {openssl}\n\n\
+         Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n"
+    )
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let pki = Pki::init(&root.join("pki"));
+        write(
+            &root,
+            "policy.toml",
+            "[packages]\nminimum = { openssl = \"3.0.11-1~deb12u2\" }\n",
+        );
+        let mut f = Fleet {
+            _tmp: tmp,
+            root,
+            pki,
+            c: None,
+            port: 0,
+        };
+        f.start();
+        f
+    }
+
+    fn start(&mut self) {
+        let port = if self.port == 0 {
+            None
+        } else {
+            Some(self.port)
+        };
+        let c = CollectorProc::start_with(
+            &self.pki,
+            &self.root.join("data"),
+            port,
+            &["--policy", self.root.join("policy.toml").to_str().unwrap()],
+        );
+        self.port = c.port;
+        self.c = Some(c);
+    }
+
+    fn url(&self) -> String {
+        self.c.as_ref().unwrap().url.clone()
+    }
+
+    fn host_root(&self, host: &str) -> PathBuf {
+        self.root.join("roots").join(host)
+    }
+
+    fn make_host(&self, host: &str) {
+        let r = self.host_root(host);
+        fake_root(&r, host, &format!("mid-{host}"), &format!("uuid-{host}"));
+        write(&r, "root/.ssh/authorized_keys", &format!("{KEY_A}\n"));
+        write(
+            &r,
+            "etc/logrotate.conf",
+            "weekly\nrotate 4\ninclude /etc/logrotate.d\n",
+        );
+        write(
+            &r,
+            "etc/logrotate.d/app",
+            "/var/log/app/*.log {\n  daily\n  rotate 7\n}\n",
+        );
+        write(&r, "var/log/app/a.log", "x\n");
+        write(&r, "var/lib/dpkg/status", &dpkg("3.0.11-1~deb12u2"));
+        self.pki
+            .issue_host(host, &self.root.join("certs").join(host));
+    }
+
+    fn report(&self, host: &str, group: &str) {
+        let certs = self.root.join("certs").join(host);
+        let mut args = vec![
+            "--root".to_string(),
+            self.host_root(host).to_string_lossy().into(),
+            "--label".into(),
+            format!("group={group}"),
+        ];
+        for s in ["host", "ssh_keys", "log_config", "packages"] {
+            args.extend(["--section".to_string(), s.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = agent_once(
+            &self.url(),
+            &self.pki.ca(),
+            &certs.join("agent.pem"),
+            &certs.join("agent-key.pem"),
+            &self.root.join("state").join(host),
+            &args,
+        );
+        assert!(out.status.success(), "{host}: {}", stderr_of(&out));
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        cli_json(&self.pki, &self.url(), args)
+    }
+
+    fn open_findings(&self, host: &str) -> Vec<(String, String, String)> {
+        let v = self.json(&["drift", "--host", host]);
+        let mut out: Vec<_> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().into(),
+                    f["section"].as_str().unwrap().into(),
+                    f["item"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+fn code(f: &Fleet, args: &[&str]) -> Option<i32> {
+    cli(&f.pki, &f.url())
+        .args(args)
+        .output()
+        .unwrap()
+        .status
+        .code()
+}
+
+fn fingerprint(line: &str, dir: &Path) -> String {
+    let f = dir.join("k.pub");
+    std::fs::write(&f, line).unwrap();
+    let out = run_ok(Command::new("ssh-keygen").arg("-lf").arg(&f));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn drift_history_and_policy_across_two_groups() {
+    let mut f = Fleet::new();
+    let web = ["w1", "w2", "w3", "w4"];
+    let db = ["d1", "d2", "d3"];
+    for h in web.iter().chain(&db) {
+        f.make_host(h);
+    }
+    for h in web {
+        f.report(h, "web");
+    }
+    for h in db {
+        f.report(h, "db");
+    }
+    for h in web.iter().chain(&db) {
+        assert!(
+            f.open_findings(h).is_empty(),
+            "{h}: {:?}",
+            f.open_findings(h)
+        );
+    }
+
+    // 1. A key added on w1: diff, history, peer outlier.
+    let evil_dir = f.root.join("evil");
+    std::fs::create_dir_all(&evil_dir).unwrap();
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "mallory@laptop",
+                "-f",
+            ])
+            .arg(evil_dir.join("id")),
+    );
+    let evil_pub = std::fs::read_to_string(evil_dir.join("id.pub")).unwrap();
+    let evil_fp = fingerprint(&evil_pub, &evil_dir);
+    write(
+        &f.host_root("w1"),
+        "root/.ssh/authorized_keys",
+        &format!("{KEY_A}\n{evil_pub}"),
+    );
+    f.report("w1", "web");
+    let diff = run_ok(cli(&f.pki, &f.url()).args(["diff", "w1"]));
+    let text = String::from_utf8_lossy(&diff.stdout);
+    let want = format!("ssh_keys  + root  ssh-ed25519 {evil_fp} mallory@laptop");
+    assert!(text.contains(&want), "diff:\n{text}\nwanted: {want}");
+    let hist = f.json(&["history", "w1"]);
+    let entries = hist["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "first snapshot and the change: {hist}");
+    let last = &entries[1]["sections"][0];
+    assert_eq!(
+        (
+            last["section"].as_str(),
+            last["changes"][0]["kind"].as_str()
+        ),
+        (Some("ssh_keys"), Some("added"))
+    );
+    assert_eq!(
+        f.open_findings("w1"),
+        vec![(
+            "peer_outlier".into(),
+            "ssh_keys".into(),
+            format!("root {evil_fp}")
+        )]
+    );
+
+    // 2. A logrotate rule removed on w2: missing against its peers.
+    std::fs::remove_file(f.host_root("w2").join("etc/logrotate.d/app")).unwrap();
+    f.report("w2", "web");
+    let w2 = f.open_findings("w2");
+    assert!(
+        w2.iter().any(|(k, s, i)| k == "peer_missing"
+            && s == "log_config"
+            && i.starts_with("rotate /var/log/app/*.log")),
+        "{w2:?}"
+    );
+
+    // 3. A package downgraded on d1 breaks the policy; --fail-on exits as documented.
+    write(&f.host_root("d1"), "var/lib/dpkg/status", &dpkg("3.0.9-1"));
+    f.report("d1", "db");
+    // The policy breach, and the version spread against its db peers.
+    assert_eq!(
+        f.open_findings("d1"),
+        vec![
+            (
+                "peer_missing".into(),
+                "packages".into(),
+                "openssl:amd64 3.0.11-1~deb12u2".into()
+            ),
+            (
+                "peer_outlier".into(),
+                "packages".into(),
+                "openssl:amd64 3.0.9-1".into()
+            ),
+            ("policy".into(), "packages".into(), "openssl:amd64".into()),
+        ]
+    );
+    assert_eq!(code(&f, &["drift", "--fail-on", "high"]), Some(1));
+    assert_eq!(code(&f, &["drift", "--fail-on", "critical"]), Some(0));
+    assert_eq!(code(&f, &["drift", "--fail-on", "bogus"]), Some(3));
+    let table = run_ok(cli(&f.pki, &f.url()).args(["drift", "--min-severity", "high"]));
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("openssl 3.0.9-1 is older than the minimum 3.0.11-1~deb12u2")
+            && table.contains("HIGH"),
+        "{table}"
+    );
+
+    // 4. A collector restart loses no finding.
+    let before = f.json(&["drift"]);
+    assert!(f.c.take().unwrap().stop());
+    f.start();
+    let after = f.json(&["drift"]);
+    let ids = |v: &Value| {
+        let mut ids: Vec<(String, i64)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().into(),
+                    f["first_seen_ms"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&before), ids(&after));
+    assert_eq!(ids(&before).len(), 5, "{before}");
+
+    // 5. Reverting each resolves its finding, which stays in the record.
+    write(
+        &f.host_root("w1"),
+        "root/.ssh/authorized_keys",
+        &format!("{KEY_A}\n"),
+    );
+    write(
+        &f.host_root("w2"),
+        "etc/logrotate.d/app",
+        "/var/log/app/*.log {\n  daily\n  rotate 7\n}\n",
+    );
+    write(
+        &f.host_root("d1"),
+        "var/lib/dpkg/status",
+        &dpkg("3.0.11-1~deb12u2"),
+    );
+    f.report("w1", "web");
+    f.report("w2", "web");
+    f.report("d1", "db");
+    assert!(
+        f.json(&["drift"])["findings"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let all = f.json(&["drift", "--all"]);
+    let resolved = all["findings"].as_array().unwrap();
+    assert_eq!(resolved.len(), 5);
+    assert!(
+        resolved
+            .iter()
+            .all(|x| x["resolved_ms"].as_i64().unwrap() > 0)
+    );
+    assert_eq!(code(&f, &["drift", "--fail-on", "info"]), Some(0));
+
+    // 6. Two hosts compared now.
+    let d = f.json(&["diff", "w1", "d1"]);
+    assert!(
+        d["sections"].as_array().unwrap().is_empty()
+            || d["sections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["section"] == "host"),
+        "{d}"
+    );
+}
+
+#[test]
+fn unchanged_reports_add_no_history_and_deltas_recover_from_a_lost_collector() {
+    let mut f = Fleet::new();
+    f.make_host("u1");
+    f.report("u1", "web");
+    let data = f.root.join("data");
+    let size = |p: &Path| -> u64 { walk_size(p) };
+    let before = size(&data);
+    for _ in 0..100 {
+        f.report("u1", "web");
+    }
+    let h = f.json(&["host", "show", "u1", "--section", "ssh_keys"]);
+    assert_eq!(h["host"]["snapshots_stored"], 101);
+    assert_eq!(
+        h["host"]["changes_stored"], 1,
+        "100 unchanged reports add no history"
+    );
+    assert!(
+        h["snapshot"]["sections"][0]["body"]["ssh_keys"]["files"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "the latest is whole"
+    );
+    let grown = size(&data).saturating_sub(before);
+    eprintln!(
+        "data dir grew by {grown} bytes over 100 unchanged reports ({} per report)",
+        grown / 100
+    );
+
+    // Delta the other way: a long-running agent sends hashes; the collector
+    // loses its data; the agent's next delta is answered with "need full".
+    let certs = f.root.join("certs").join("u1");
+    let log = f.root.join("agent.log");
+    let mut running = Command::new(bin("driftwatch-agent"))
+        .args([
+            "run",
+            "--interval",
+            "1s",
+            "--section",
+            "host",
+            "--section",
+            "ssh_keys",
+            "--collector",
+            &f.url(),
+        ])
+        .arg("--ca")
+        .arg(f.pki.ca())
+        .arg("--cert")
+        .arg(certs.join("agent.pem"))
+        .arg("--key")
+        .arg(certs.join("agent-key.pem"))
+        .arg("--state-dir")
+        .arg(f.root.join("state-long"))
+        .arg("--root")
+        .arg(f.host_root("u1"))
+        .env("RUST_LOG", "driftwatch_agent=debug")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let wait_for = |pred: &dyn Fn(&str) -> bool, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if pred(&text) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}:\n{text}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(
+        &|t| t.matches("acknowledged").count() >= 3,
+        "the agent reports repeatedly",
+    );
+    assert!(f.c.take().unwrap().stop());
+    std::fs::remove_dir_all(&data).unwrap();
+    f.start();
+    wait_for(
+        &|t| t.contains("collector asked for full sections"),
+        "the new collector asks for full sections",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let hosts = f.json(&["hosts"]);
+        if hosts["hosts"].as_array().is_some_and(|h| !h.is_empty()) {
+            let show = f.json(&["host", "show", "u1", "--section", "ssh_keys"]);
+            if show["snapshot"]["sections"][0]["body"]["ssh_keys"]["files"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resent full sections never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = running.kill();
+    let _ = running.wait();
+}
+
+fn walk_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() {
+                        walk_size(&e.path())
+                    } else {
+                        m.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
