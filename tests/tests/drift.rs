@@ -465,3 +465,77 @@ fn walk_size(p: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn image_baseline_baked_then_uploaded_and_named_baselines() {
+    let f = Fleet::new();
+    f.make_host("img1");
+    // Bake: capture into the image's state dir (here the agent's state dir).
+    let state = f.root.join("state").join("img1");
+    let out = run_ok(
+        agent(&["baseline", "capture", "--image-id", "web-image-7"])
+            .arg("--root")
+            .arg(f.host_root("img1"))
+            .arg("--state-dir")
+            .arg(&state),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "web-image-7");
+    // First boot reports and uploads it; then the host drifts from it.
+    f.report("img1", "web");
+    assert!(state.join("baseline.uploaded").exists());
+    let list = f.json(&["baseline", "list"]);
+    assert_eq!(list["baselines"][0]["image_id"], "web-image-7");
+    assert_eq!(
+        f.json(&["host", "show", "img1"])["host"]["image_id"],
+        "web-image-7"
+    );
+    write(
+        &f.host_root("img1"),
+        "var/lib/dpkg/status",
+        &dpkg("3.0.13-1~deb12u1"),
+    );
+    f.report("img1", "web");
+    let d = f.json(&["diff", "img1", "--baseline", "image"]);
+    let changes: Vec<String> = d["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["text"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        changes.contains(&"~ openssl:amd64: 3.0.11-1~deb12u2 -> 3.0.13-1~deb12u1".to_string()),
+        "{changes:?}"
+    );
+    let findings = f.open_findings("img1");
+    assert!(
+        findings.contains(&(
+            "baseline_changed".into(),
+            "packages".into(),
+            "openssl:amd64".into()
+        )),
+        "{findings:?}"
+    );
+
+    // A named baseline from a golden host, chosen by label.
+    f.make_host("gold");
+    f.report("gold", "db");
+    run_ok(cli(&f.pki, &f.url()).args(["baseline", "set", "golden", "--from-host", "gold"]));
+    let d = f.json(&["diff", "img1", "--baseline", "golden"]);
+    assert!(d["from"].as_str().unwrap().contains("golden"));
+    let err = cli(&f.pki, &f.url())
+        .args(["diff", "img1", "--baseline", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(3));
+    assert!(
+        stderr_of(&err).contains("baseline list"),
+        "{}",
+        stderr_of(&err)
+    );
+}
