@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod keyindex;
 pub mod ratelimit;
 pub mod render;
 pub mod server;

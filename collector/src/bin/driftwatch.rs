@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftwatch_collector::cli::{Cli, run};
+use driftwatch_collector::cli::{Cli, EXIT_INCOMPLETE, Incomplete, run};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -15,7 +15,11 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("driftwatch: {e:#}");
-            ExitCode::from(1)
+            if e.downcast_ref::<Incomplete>().is_some() {
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod sweeps;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,7 @@ use tonic::Request;
 
 use crate::auth;
 use crate::error::ServiceError;
+use crate::keyindex::KeyIndex;
 use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
@@ -31,6 +33,8 @@ pub struct State {
     pub streams: Arc<Streams>,
     pub enroll_limit: Arc<RateLimiter>,
     pub enrolled_validity_days: i64,
+    /// Where every key is, from the latest snapshots (`keys find`).
+    pub keys: Arc<RwLock<KeyIndex>>,
 }
 
 impl State {
@@ -41,6 +45,7 @@ impl State {
             .filter(|h| h.revoked_ms > 0)
             .map(|h| h.host_id)
             .collect();
+        let keys = KeyIndex::load(store.as_ref())?;
         let commit = GroupCommit::start(store.clone());
         Ok(State {
             store,
@@ -50,6 +55,7 @@ impl State {
             streams: Arc::new(Streams::default()),
             enroll_limit: Arc::new(RateLimiter::new(30, 10)),
             enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
+            keys: Arc::new(RwLock::new(keys)),
         })
     }
 

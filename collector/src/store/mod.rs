@@ -3,9 +3,11 @@
 
 mod durable;
 mod sled_store;
+mod sweeps;
 
 pub use durable::GroupCommit;
 pub use sled_store::SledStore;
+pub use sweeps::SweepStore;
 
 use driftwatch_common::proto::{HostSummary, Snapshot, Token};
 
@@ -43,7 +45,7 @@ pub enum PutOutcome {
     Duplicate,
 }
 
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SweepStore + Send + Sync + 'static {
     /// Writes a snapshot for `host_id` received at `now_ms`. Not durable
     /// until [`Store::sync`] returns.
     fn put_snapshot(
