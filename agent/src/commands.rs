@@ -113,7 +113,10 @@ async fn once(url: &str, files: &ClientFiles, exec: &mut Executor) -> Result<(),
             Ok(Some(cmd)) => {
                 let result = exec.execute(cmd).await;
                 if tx.send(result).await.is_err() {
-                    return Err((false, "command stream closed before a result was sent".into()));
+                    return Err((
+                        false,
+                        "command stream closed before a result was sent".into(),
+                    ));
                 }
             }
             Ok(None) => return Ok(()),

@@ -203,7 +203,10 @@ mod tests {
     #[test]
     fn follows_the_latest_body_and_ignores_hash_only_reports() {
         let mut idx = KeyIndex::default();
-        idx.update("h1", &snap(1, &[("SHA256:a", "bob@x"), ("SHA256:b", "eve")]));
+        idx.update(
+            "h1",
+            &snap(1, &[("SHA256:a", "bob@x"), ("SHA256:b", "eve")]),
+        );
         idx.update("h2", &snap(1, &[("SHA256:a", "bob@x")]));
         assert_eq!(idx.find(&fp("SHA256:a")).len(), 2);
         let by_comment = KeySelector {

@@ -94,7 +94,12 @@ fn build(tmp: &Path) -> Fleet {
     let (other2, _) = ssh_keygen(tmp, "other2", "ecdsa", "dev@corp");
     let roots: Vec<PathBuf> = (1..=5).map(|i| tmp.join(format!("root-{i}"))).collect();
     for (i, r) in roots.iter().enumerate() {
-        fake_root(r, &format!("web-{}", i + 1), &format!("m-{i}"), &format!("u-{i}"));
+        fake_root(
+            r,
+            &format!("web-{}", i + 1),
+            &format!("m-{i}"),
+            &format!("u-{i}"),
+        );
     }
     let passwd = |r: &Path, users: &[(&str, u32)]| {
         let mut s = String::from("root:x:0:0:root:/root:/bin/bash\n");
@@ -112,7 +117,13 @@ fn build(tmp: &Path) -> Fleet {
         0o600,
         1000,
     );
-    write(&roots[0], &format!("home/bob/{AK}"), format!("{other1}\n"), 0o600, 1001);
+    write(
+        &roots[0],
+        &format!("home/bob/{AK}"),
+        format!("{other1}\n"),
+        0o600,
+        1001,
+    );
     // web-2: carol has it in authorized_keys and twice in authorized_keys2
     // (one CRLF line, the last line without a newline).
     passwd(&roots[1], &[("carol", 1002)]);
@@ -141,7 +152,13 @@ fn build(tmp: &Path) -> Fleet {
     );
     // web-4: erin's authorized_keys is a link to a shared file.
     passwd(&roots[3], &[("erin", 1004)]);
-    write(&roots[3], "etc/keys/shared", format!("{leaver}\n"), 0o644, 0);
+    write(
+        &roots[3],
+        "etc/keys/shared",
+        format!("{leaver}\n"),
+        0o644,
+        0,
+    );
     std::fs::create_dir_all(roots[3].join("home/erin/.ssh")).unwrap();
     symlink("/etc/keys/shared", roots[3].join(format!("home/erin/{AK}"))).unwrap();
     // web-5: never had it.
@@ -174,9 +191,22 @@ fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>, u32, u32)> {
             if m.is_dir() {
                 stack.push(p);
             } else if m.is_symlink() {
-                out.push((p.clone(), std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes(), 0, m.uid()));
+                out.push((
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                    0,
+                    m.uid(),
+                ));
             } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap(), m.mode() & 0o7777, m.uid()));
+                out.push((
+                    p.clone(),
+                    std::fs::read(&p).unwrap(),
+                    m.mode() & 0o7777,
+                    m.uid(),
+                ));
             }
         }
     }
@@ -205,7 +235,14 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         &certs[2].0,
         &certs[2].1,
         &state(2),
-        &["--root", &root_arg(2), "--section", "host", "--section", "ssh_keys"],
+        &[
+            "--root",
+            &root_arg(2),
+            "--section",
+            "host",
+            "--section",
+            "ssh_keys",
+        ],
     );
     assert!(once.status.success(), "{}", stderr_of(&once));
     let start = |i: usize, url: &str| {
@@ -236,9 +273,15 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     let with_opts = &find["locations"][0];
     assert_eq!(with_opts["user"], "alice");
     assert_eq!(with_opts["line"], 2);
-    assert_eq!(with_opts["options"], serde_json::json!(["from=10.0.0.0/8", "no-pty"]));
+    assert_eq!(
+        with_opts["options"],
+        serde_json::json!(["from=10.0.0.0/8", "no-pty"])
+    );
     let pubkey = t.join("leaver.pub").to_string_lossy().into_owned();
-    assert_eq!(cli_json(&pki, &c.url, &["keys", "find", "--pubkey", &pubkey]), find);
+    assert_eq!(
+        cli_json(&pki, &c.url, &["keys", "find", "--pubkey", &pubkey]),
+        find
+    );
     assert_eq!(
         cli_json(&pki, &c.url, &["keys", "find", "--comment", "leaver@corp"]),
         find
@@ -252,8 +295,15 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         &c.url,
         &["keys", "sweep", "--pubkey", &pubkey, "--timeout", "8s"],
     );
-    assert_eq!(code, Some(3), "pending and refused hosts fail the run: {err}");
-    assert!(err.contains("done") && err.contains("pending"), "progress on stderr: {err}");
+    assert_eq!(
+        code,
+        Some(3),
+        "pending and refused hosts fail the run: {err}"
+    );
+    assert!(
+        err.contains("done") && err.contains("pending"),
+        "progress on stderr: {err}"
+    );
     assert_eq!(dry["remove"], false);
     assert_eq!(
         files(host(&dry, "web-1")),
@@ -263,7 +313,11 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         files(host(&dry, "web-2")),
         [
             (format!("/home/carol/{AK}"), "would_remove".into(), vec![3]),
-            (format!("/home/carol/{AK}2"), "would_remove".into(), vec![1, 3]),
+            (
+                format!("/home/carol/{AK}2"),
+                "would_remove".into(),
+                vec![1, 3]
+            ),
         ]
     );
     assert_eq!(host(&dry, "web-3")["status"], "pending");
@@ -274,16 +328,38 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     }
 
     // No terminal and no --yes: refused, nothing changes.
-    let (code, _, err) = cli_any(&pki, &c.url, &["keys", "sweep", "--fingerprint", &fleet.fp, "--remove"]);
+    let (code, _, err) = cli_any(
+        &pki,
+        &c.url,
+        &["keys", "sweep", "--fingerprint", &fleet.fp, "--remove"],
+    );
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("--yes") && err.contains("no terminal"), "{err}");
-    assert_eq!(cli_json(&pki, &c.url, &["keys", "sweeps"])["sweeps"].as_array().unwrap().len(), 1);
+    assert!(
+        err.contains("--yes") && err.contains("no terminal"),
+        "{err}"
+    );
+    assert_eq!(
+        cli_json(&pki, &c.url, &["keys", "sweeps"])["sweeps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // The sweep.
     let (code, job, err) = cli_any(
         &pki,
         &c.url,
-        &["keys", "sweep", "--fingerprint", &fleet.fp, "--remove", "--yes", "--timeout", "8s"],
+        &[
+            "keys",
+            "sweep",
+            "--fingerprint",
+            &fleet.fp,
+            "--remove",
+            "--yes",
+            "--timeout",
+            "8s",
+        ],
     );
     assert_eq!(code, Some(3), "{err}");
     let id = job["id"].as_str().unwrap().to_string();
@@ -307,28 +383,54 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         files(w4),
         [(format!("/home/erin/{AK}"), "refused".into(), vec![])]
     );
-    assert!(w4["files"][0]["message"].as_str().unwrap().contains("symbolic link"));
+    assert!(
+        w4["files"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link")
+    );
     assert_eq!(host(&job, "web-5")["status"], "done");
     assert!(files(host(&job, "web-5")).is_empty());
 
     // Exactly those lines gone; every other byte, the modes and owners kept.
     let (r1, r2) = (&fleet.roots[0], &fleet.roots[1]);
     let (l, o1, o2) = (&fleet.leaver, &fleet.other1, &fleet.other2);
-    assert_eq!(read(r1, &format!("home/alice/{AK}")), format!("{o1}\n{o2}\n").as_bytes());
+    assert_eq!(
+        read(r1, &format!("home/alice/{AK}")),
+        format!("{o1}\n{o2}\n").as_bytes()
+    );
     assert_eq!(mode(r1, &format!("home/alice/{AK}")), (0o600, 1000));
-    assert_eq!(read(r2, &format!("home/carol/{AK}")), format!("# team keys\n{o2}\n").as_bytes());
-    assert_eq!(read(r2, &format!("home/carol/{AK}2")), format!("{o1}\n").as_bytes());
+    assert_eq!(
+        read(r2, &format!("home/carol/{AK}")),
+        format!("# team keys\n{o2}\n").as_bytes()
+    );
+    assert_eq!(
+        read(r2, &format!("home/carol/{AK}2")),
+        format!("{o1}\n").as_bytes()
+    );
     assert_eq!(mode(r2, &format!("home/carol/{AK}2")), (0o644, 1002));
     // A backup of the previous content beside the file, same mode.
-    let backup = job["hosts"][0]["files"][0]["backup"].as_str().unwrap().to_string();
-    assert!(backup.starts_with(&format!("/home/alice/{AK}.driftwatch-bak-")), "{backup}");
+    let backup = job["hosts"][0]["files"][0]["backup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        backup.starts_with(&format!("/home/alice/{AK}.driftwatch-bak-")),
+        "{backup}"
+    );
     let b = r1.join(backup.trim_start_matches('/'));
-    assert_eq!(std::fs::read(&b).unwrap(), format!("{o1}\nfrom=\"10.0.0.0/8\",no-pty {l}\n{o2}\n").as_bytes());
+    assert_eq!(
+        std::fs::read(&b).unwrap(),
+        format!("{o1}\nfrom=\"10.0.0.0/8\",no-pty {l}\n{o2}\n").as_bytes()
+    );
     assert_eq!(std::fs::metadata(&b).unwrap().mode() & 0o7777, 0o600);
     // The untouched host, bob's file, the link and its target: unchanged.
     assert_eq!(tree(&fleet.roots[4]), before[4]);
     assert_eq!(tree(&fleet.roots[3]), before[3]);
-    assert_eq!(read(r1, &format!("home/bob/{AK}")), format!("{o1}\n").as_bytes());
+    assert_eq!(
+        read(r1, &format!("home/bob/{AK}")),
+        format!("{o1}\n").as_bytes()
+    );
 
     // The agents sent fresh snapshots: the fleet view shows only web-3.
     wait_for(20, "keys find to show only the offline host", || {
@@ -346,7 +448,10 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         files(host(&done, "web-3")),
         [(format!("/home/dave/{AK}"), "removed".into(), vec![1])]
     );
-    assert_eq!(read(&fleet.roots[2], &format!("home/dave/{AK}")), format!("{o1}\n").as_bytes());
+    assert_eq!(
+        read(&fleet.roots[2], &format!("home/dave/{AK}")),
+        format!("{o1}\n").as_bytes()
+    );
     wait_for(20, "keys find to show the key nowhere", || {
         let f = cli_json(&pki, &c.url, &["keys", "find", "--fingerprint", &fleet.fp]);
         hosts_of(&f).is_empty().then_some(())
@@ -379,7 +484,13 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     assert!(hosts_of(&f).is_empty(), "{f:#}");
     assert_eq!(f["hosts_indexed"], 5);
     // People get a table that names the refused link.
-    let table = cli(&pki, &c.url).args(["keys", "sweep-status", &id]).output().unwrap();
+    let table = cli(&pki, &c.url)
+        .args(["keys", "sweep-status", &id])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("refused") && text.contains("/home/erin/.ssh/authorized_keys"), "{text}");
+    assert!(
+        text.contains("refused") && text.contains("/home/erin/.ssh/authorized_keys"),
+        "{text}"
+    );
 }

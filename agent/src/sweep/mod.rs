@@ -52,7 +52,12 @@ pub fn matching_lines(bytes: &[u8], sel: &KeySelector) -> Vec<u32> {
         .collect()
 }
 
-fn file_result(f: &AuthorizedKeysFile, status: &str, lines: Vec<u32>, message: String) -> SweepFile {
+fn file_result(
+    f: &AuthorizedKeysFile,
+    status: &str,
+    lines: Vec<u32>,
+    message: String,
+) -> SweepFile {
     SweepFile {
         user: f.user.clone(),
         path: f.path.clone(),
@@ -94,10 +99,17 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
             } else {
                 "failed"
             };
-            result.files.push(file_result(f, status, vec![], f.error.clone()));
+            result
+                .files
+                .push(file_result(f, status, vec![], f.error.clone()));
             continue;
         }
-        let lines: Vec<u32> = f.keys.iter().filter(|k| matches(k, &sel)).map(|k| k.line).collect();
+        let lines: Vec<u32> = f
+            .keys
+            .iter()
+            .filter(|k| matches(k, &sel))
+            .map(|k| k.line)
+            .collect();
         if lines.is_empty() {
             continue;
         }
@@ -127,14 +139,18 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
                 } else {
                     "failed"
                 };
-                result.files.push(file_result(f, status, lines, e.to_string()));
+                result
+                    .files
+                    .push(file_result(f, status, lines, e.to_string()));
             }
         }
     }
     if !removed_paths.is_empty() {
         verify(fs, &sel, &mut result);
     }
-    result.files.sort_by(|a, b| (&a.path, &a.user).cmp(&(&b.path, &b.user)));
+    result
+        .files
+        .sort_by(|a, b| (&a.path, &a.user).cmp(&(&b.path, &b.user)));
     let bad = result
         .files
         .iter()
@@ -147,7 +163,11 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
         .map(|f| f.lines.len())
         .sum();
     result.status = if bad > 0 { "failed" } else { "done" }.into();
-    let verb = if cmd.remove { "removed" } else { "would remove" };
+    let verb = if cmd.remove {
+        "removed"
+    } else {
+        "would remove"
+    };
     result.message = format!("{verb} {lines} line(s)");
     if bad > 0 {
         result.message += &format!("; {bad} key file(s) could not be checked or changed");
@@ -168,7 +188,10 @@ fn verify(fs: &HostFs, sel: &KeySelector, result: &mut CommandResult) {
         }
     };
     for f in result.files.iter_mut().filter(|f| f.status == "removed") {
-        if let Some(now) = after.files.iter().find(|a| a.path == f.path && a.user == f.user)
+        if let Some(now) = after
+            .files
+            .iter()
+            .find(|a| a.path == f.path && a.user == f.user)
             && now.keys.iter().any(|k| matches(k, sel))
         {
             f.status = "failed".into();

@@ -315,7 +315,10 @@ pub fn rewrite(
         return Err(RewriteError::NotRegular { path: display });
     }
     let mut old = Vec::new();
-    (&mut file).take(max + 1).read_to_end(&mut old).map_err(io)?;
+    (&mut file)
+        .take(max + 1)
+        .read_to_end(&mut old)
+        .map_err(io)?;
     if old.len() as u64 > max {
         return Err(RewriteError::TooLarge { path: display, max });
     }
@@ -333,7 +336,11 @@ pub fn rewrite(
     let backup_c = CString::new(backup_name.clone()).expect("no NUL");
     let backup_shown = format!("{parent_shown}/{backup_name}");
     write_new(&dir, &backup_c, &old, &attrs, &backup_shown)?;
-    let tmp_name = format!(".{base}.driftwatch-tmp-{}-{:08x}", std::process::id(), fastrand::u32(..));
+    let tmp_name = format!(
+        ".{base}.driftwatch-tmp-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    );
     let tmp_c = CString::new(tmp_name).expect("no NUL");
     if let Err(e) = write_new(&dir, &tmp_c, &new, &attrs, &display) {
         unlink_at(&dir, &tmp_c);
@@ -414,17 +421,27 @@ mod tests {
         fs::write(&p, b"a\nb\n").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         for i in 0..(KEEP_BACKUPS as i64 + 3) {
-            let r = rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 1 << 20, 1000 + i, |old| {
-                let mut v = old.to_vec();
-                v.extend_from_slice(b"c\n");
-                Some(v)
-            })
+            let r = rewrite(
+                &hf,
+                "/home/bob",
+                ".ssh/authorized_keys",
+                1 << 20,
+                1000 + i,
+                |old| {
+                    let mut v = old.to_vec();
+                    v.extend_from_slice(b"c\n");
+                    Some(v)
+                },
+            )
             .unwrap()
             .unwrap();
             assert_eq!(r.mode, 0o640);
             assert!(r.backup.ends_with(&format!(".driftwatch-bak-{}", 1000 + i)));
         }
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
         let backups: Vec<_> = fs::read_dir(d.path().join("home/bob/.ssh"))
             .unwrap()
             .filter_map(|e| e.ok())
@@ -440,9 +457,16 @@ mod tests {
         // None from the edit: untouched, no backup.
         let before = fs::read(&p).unwrap();
         assert!(
-            rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 1 << 20, 5000, |_| None)
-                .unwrap()
-                .is_none()
+            rewrite(
+                &hf,
+                "/home/bob",
+                ".ssh/authorized_keys",
+                1 << 20,
+                5000,
+                |_| None
+            )
+            .unwrap()
+            .is_none()
         );
         assert_eq!(fs::read(&p).unwrap(), before);
     }
@@ -452,9 +476,15 @@ mod tests {
         let (d, hf) = home();
         fs::create_dir_all(d.path().join("etc/target")).unwrap();
         fs::write(d.path().join("etc/target/keys"), b"x\n").unwrap();
-        symlink("/etc/target/keys", d.path().join("home/bob/.ssh/authorized_keys")).unwrap();
-        let e = rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 100, 1, |_| Some(vec![]))
-            .unwrap_err();
+        symlink(
+            "/etc/target/keys",
+            d.path().join("home/bob/.ssh/authorized_keys"),
+        )
+        .unwrap();
+        let e = rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 100, 1, |_| {
+            Some(vec![])
+        })
+        .unwrap_err();
         assert!(matches!(e, RewriteError::Symlink { .. }), "{e}");
         fs::create_dir_all(d.path().join("home/eve")).unwrap();
         symlink("/etc/target", d.path().join("home/eve/.ssh")).unwrap();
@@ -471,9 +501,15 @@ mod tests {
     #[test]
     fn refuses_oversized_files() {
         let (d, hf) = home();
-        fs::write(d.path().join("home/bob/.ssh/authorized_keys"), vec![b'a'; 50]).unwrap();
-        let e = rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 10, 1, |_| Some(vec![]))
-            .unwrap_err();
+        fs::write(
+            d.path().join("home/bob/.ssh/authorized_keys"),
+            vec![b'a'; 50],
+        )
+        .unwrap();
+        let e = rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 10, 1, |_| {
+            Some(vec![])
+        })
+        .unwrap_err();
         assert!(matches!(e, RewriteError::TooLarge { .. }), "{e}");
     }
 }

@@ -100,7 +100,9 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
         )?;
         return Ok(());
     }
-    let mut t = Table::new(["HOST", "HOSTNAME", "USER", "FILE", "LINE", "OPTIONS", "COMMENT"]);
+    let mut t = Table::new([
+        "HOST", "HOSTNAME", "USER", "FILE", "LINE", "OPTIONS", "COMMENT",
+    ]);
     for l in &resp.locations {
         t.row([
             l.host_id.clone(),
@@ -199,7 +201,11 @@ pub async fn sweep(
     eprintln!(
         "sweep {} {} on {} hosts",
         job.id,
-        if job.remove { "started" } else { "(dry run) started" },
+        if job.remove {
+            "started"
+        } else {
+            "(dry run) started"
+        },
         job.hosts.len()
     );
     let job = follow(&mut client, job, timeout).await?;
@@ -254,7 +260,9 @@ fn report(job: &SweepJob, json: bool, out: &mut dyn Write) -> Result<()> {
             job.requested_by,
             format_ms(job.created_ms)
         )?;
-        let mut t = Table::new(["HOST", "HOSTNAME", "STATUS", "USER", "FILE", "LINES", "RESULT"]);
+        let mut t = Table::new([
+            "HOST", "HOSTNAME", "STATUS", "USER", "FILE", "LINES", "RESULT",
+        ]);
         for h in &job.hosts {
             if h.files.is_empty() {
                 let msg = if h.status == "pending" {
@@ -285,7 +293,11 @@ fn report(job: &SweepJob, json: bool, out: &mut dyn Write) -> Result<()> {
                     h.status.clone(),
                     f.user.clone(),
                     f.path.clone(),
-                    if lines.is_empty() { "-".into() } else { lines.join(",") },
+                    if lines.is_empty() {
+                        "-".into()
+                    } else {
+                        lines.join(",")
+                    },
                     result,
                 ]);
             }
@@ -294,7 +306,11 @@ fn report(job: &SweepJob, json: bool, out: &mut dyn Write) -> Result<()> {
         writeln!(
             out,
             "{} done, {} pending, {} failed, {} expired; {} line(s) removed",
-            job.hosts_done, job.hosts_pending, job.hosts_failed, job.hosts_expired, job.lines_removed
+            job.hosts_done,
+            job.hosts_pending,
+            job.hosts_failed,
+            job.hosts_expired,
+            job.lines_removed
         )?;
     }
     if job.hosts_failed + job.hosts_pending + job.hosts_expired > 0 {
@@ -320,7 +336,10 @@ pub async fn sweeps(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> 
         return print_json(out, &resp);
     }
     if resp.sweeps.is_empty() {
-        writeln!(out, "no sweeps yet: `driftwatch keys sweep --help` says how")?;
+        writeln!(
+            out,
+            "no sweeps yet: `driftwatch keys sweep --help` says how"
+        )?;
         return Ok(());
     }
     let mut t = Table::new([

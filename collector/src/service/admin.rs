@@ -1,12 +1,12 @@
 use driftwatch_common::proto::admin_server::Admin;
 use driftwatch_common::proto::{
-    FindKeysRequest, FindKeysResponse, GetSweepRequest, ListSweepsRequest, ListSweepsResponse,
-    StartSweepRequest, SweepJob,
-};
-use driftwatch_common::proto::{
     CreateTokenRequest, CreateTokenResponse, GetHostRequest, GetHostResponse, HostSummary,
     ListHostsRequest, ListHostsResponse, ListTokensRequest, ListTokensResponse, RevokeHostRequest,
     RevokeHostResponse, RevokeTokenRequest, RevokeTokenResponse, Token,
+};
+use driftwatch_common::proto::{
+    FindKeysRequest, FindKeysResponse, GetSweepRequest, ListSweepsRequest, ListSweepsResponse,
+    StartSweepRequest, SweepJob,
 };
 use driftwatch_common::snapshot::retain_sections;
 use driftwatch_common::time::now_ms;
@@ -219,10 +219,7 @@ impl Admin for AdminService {
         Ok(Response::new(super::sweeps::list(&self.state).await?))
     }
 
-    async fn get_sweep(
-        &self,
-        req: Request<GetSweepRequest>,
-    ) -> Result<Response<SweepJob>, Status> {
+    async fn get_sweep(&self, req: Request<GetSweepRequest>) -> Result<Response<SweepJob>, Status> {
         auth::require_admin(&req)?;
         let id = req.into_inner().id;
         Ok(Response::new(super::sweeps::get(&self.state, &id).await?))

@@ -43,7 +43,10 @@ pub fn validate_selector(sel: Option<KeySelector>) -> Result<KeySelector, Servic
     }
 }
 
-pub fn find_keys(state: &State, sel: Option<KeySelector>) -> Result<FindKeysResponse, ServiceError> {
+pub fn find_keys(
+    state: &State,
+    sel: Option<KeySelector>,
+) -> Result<FindKeysResponse, ServiceError> {
     let sel = validate_selector(sel)?;
     let idx = state.keys.read().expect("not poisoned");
     Ok(FindKeysResponse {
@@ -54,7 +57,9 @@ pub fn find_keys(state: &State, sel: Option<KeySelector>) -> Result<FindKeysResp
 
 fn new_sweep_id(now: i64) -> String {
     let mut r = [0u8; 3];
-    SystemRandom::new().fill(&mut r).expect("system RNG available");
+    SystemRandom::new()
+        .fill(&mut r)
+        .expect("system RNG available");
     format!("sw-{now}-{}", hex::encode(r))
 }
 
@@ -171,11 +176,14 @@ async fn mark_sent(state: &State, id: &str, host: &str) {
 
 pub async fn get(state: &State, id: &str) -> Result<SweepJob, ServiceError> {
     let i = id.to_string();
-    let job = state.blocking(move |s| s.get_sweep(&i)).await?.ok_or_else(|| {
-        ServiceError::NotFound(format!(
-            "no sweep {id:?}: `driftwatch keys sweeps` lists them"
-        ))
-    })?;
+    let job = state
+        .blocking(move |s| s.get_sweep(&i))
+        .await?
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no sweep {id:?}: `driftwatch keys sweeps` lists them"
+            ))
+        })?;
     Ok(view(job, now_ms()))
 }
 

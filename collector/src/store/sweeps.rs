@@ -97,4 +97,3 @@ impl SledStore {
         .map_err(tx_err)
     }
 }
-
