@@ -335,3 +335,25 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A pseudo-terminal: (controller side to type into, path of the terminal
+/// side to give a child as stdin), for testing what a CLI asks a person.
+pub fn pty() -> (std::fs::File, PathBuf) {
+    use std::os::fd::FromRawFd;
+    #[allow(unsafe_code)]
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname on a fd we own; ptsname's
+    // static buffer is copied at once and this harness is the only caller
+    // on its thread.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0, "posix_openpt failed");
+        assert_eq!(libc::grantpt(fd), 0, "grantpt failed");
+        assert_eq!(libc::unlockpt(fd), 0, "unlockpt failed");
+        let name = libc::ptsname(fd);
+        assert!(!name.is_null(), "ptsname failed");
+        let path = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
+        (std::fs::File::from_raw_fd(fd), PathBuf::from(path))
+    }
+}

@@ -346,6 +346,38 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         1
     );
 
+    // On a terminal it lists the hosts it will touch and asks; "no" cancels.
+    let (mut typing, tty) = pty();
+    let asking = cli(&pki, &c.url)
+        .args(["keys", "sweep", "--fingerprint", &fleet.fp, "--remove"])
+        .stdin(std::fs::File::open(&tty).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut typing, b"no\n").unwrap();
+    let asked = asking.wait_with_output().unwrap();
+    let err = stderr_of(&asked);
+    assert_eq!(asked.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Proceed?") && err.contains("sweep cancelled"),
+        "{err}"
+    );
+    for h in ["web-1", "web-3", "web-5"] {
+        assert!(err.contains(h), "{h} listed: {err}");
+    }
+    assert!(err.contains("no (pending)"), "offline host marked: {err}");
+    assert_eq!(
+        cli_json(&pki, &c.url, &["keys", "sweeps"])["sweeps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for (r, b) in fleet.roots.iter().zip(&before) {
+        assert_eq!(&tree(r), b, "a cancelled sweep changed {}", r.display());
+    }
+
     // The sweep.
     let (code, job, err) = cli_any(
         &pki,

@@ -204,6 +204,61 @@ fn verify(fs: &HostFs, sel: &KeySelector, result: &mut CommandResult) {
 mod tests {
     use super::*;
 
+    const K1: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKJr3PHt5FWncy1NESBWmLjAjeouLelJ5pwqz4S6JAtX";
+    const K2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFGaZjV6L2nYF6/Dul1F5LFditV8mprXVyl8kGvOhIFk";
+
+    fn sweep(remove: bool) -> SweepCommand {
+        SweepCommand {
+            sweep_id: "s".into(),
+            selector: Some(KeySelector {
+                comment: "leaver".into(),
+                ..Default::default()
+            }),
+            remove,
+        }
+    }
+
+    /// A non-UTF-8 file: the scan's offsets count U+FFFD replacements, so
+    /// removal re-matches on the raw bytes and keeps the invalid ones.
+    #[test]
+    fn non_utf8_files_lose_only_the_matching_line() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |rel: &str, b: &[u8]| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        };
+        w("etc/passwd", b"al:x:1000:1000::/home/al:/bin/sh\n");
+        let mut body = b"# caf\xe9 \xff\xfe\n".to_vec();
+        body.extend_from_slice(format!("{K1} leaver\n{K2} stays\n{K1} leaver").as_bytes());
+        w("home/al/.ssh/authorized_keys", &body);
+        let fs = HostFs::new(d.path());
+        let dry = run(&fs, "s", &sweep(false));
+        assert_eq!(dry.status, "done", "{dry:?}");
+        assert_eq!(dry.files[0].lines, vec![2, 4]);
+        let path = d.path().join("home/al/.ssh/authorized_keys");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            body,
+            "dry run changed nothing"
+        );
+        let r = run(&fs, "s", &sweep(true));
+        assert_eq!(r.status, "done", "{r:?}");
+        assert_eq!(r.files[0].status, "removed");
+        assert_eq!(r.files[0].lines, vec![2, 4]);
+        let mut want = b"# caf\xe9 \xff\xfe\n".to_vec();
+        want.extend_from_slice(format!("{K2} stays\n").as_bytes());
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        // Run again: nothing left to do, nothing touched.
+        let again = run(&fs, "s", &sweep(true));
+        assert!(
+            again.files.is_empty() && again.status == "done",
+            "{again:?}"
+        );
+    }
+
     #[test]
     fn removes_only_the_named_lines_byte_for_byte() {
         let b = b"a\r\nb\nc\xff\nd";

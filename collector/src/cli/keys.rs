@@ -35,12 +35,19 @@ pub fn pubkey_fingerprint(path: &Path) -> Result<String> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .with_context(|| format!("{} holds no key", path.display()))?;
-    let key = ssh_key::PublicKey::from_openssh(line).with_context(|| {
-        format!(
-            "{} is not an OpenSSH public key (`type base64 [comment]`, like id_ed25519.pub)",
-            path.display()
-        )
-    })?;
+    // A certificate (id_ed25519-cert.pub) names the key it certifies, as
+    // the agents' fingerprints of certificate lines do.
+    let key = match ssh_key::PublicKey::from_openssh(line) {
+        Ok(k) => k,
+        Err(_) => ssh_key::Certificate::from_openssh(line)
+            .map(|c| ssh_key::PublicKey::from(c.public_key().clone()))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not an OpenSSH public key (`type base64 [comment]`, like id_ed25519.pub)",
+                    path.display()
+                )
+            })?,
+    };
     Ok(key.fingerprint(ssh_key::HashAlg::Sha256).to_string())
 }
 

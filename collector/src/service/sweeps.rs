@@ -260,3 +260,70 @@ pub async fn on_result(state: &State, host: &str, r: CommandResult) {
         Err(e) => warn!(error = %e, "cannot record a sweep result"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::SweepFile;
+
+    fn sel(fp: &str, comment: &str) -> Option<KeySelector> {
+        Some(KeySelector {
+            fingerprint: fp.into(),
+            comment: comment.into(),
+        })
+    }
+
+    #[test]
+    fn selectors_name_exactly_one_real_key() {
+        let fp = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8";
+        assert!(validate_selector(sel(fp, "")).is_ok());
+        assert!(validate_selector(sel("", "bob@laptop")).is_ok());
+        for bad in [
+            sel("", ""),
+            sel(fp, "bob"),
+            sel("SHA256:short", ""),
+            sel("MD5:aa", ""),
+            None,
+        ] {
+            let e = validate_selector(bad).unwrap_err().to_string();
+            assert!(e.contains("fingerprint"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pending_hosts_expire_when_read_and_lines_are_counted() {
+        let host = |id: &str, status: &str, lines: Vec<u32>| SweepHost {
+            host_id: id.into(),
+            status: status.into(),
+            files: vec![SweepFile {
+                status: "removed".into(),
+                lines,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let job = SweepJob {
+            expires_ms: 1000,
+            hosts: vec![
+                host("a", "done", vec![1, 3]),
+                host("b", "pending", vec![]),
+                host("c", "failed", vec![2]),
+            ],
+            ..Default::default()
+        };
+        let early = view(job.clone(), 999);
+        assert_eq!(
+            (
+                early.hosts_done,
+                early.hosts_pending,
+                early.hosts_failed,
+                early.hosts_expired
+            ),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(early.lines_removed, 3);
+        let late = view(job, 1000);
+        assert_eq!((late.hosts_pending, late.hosts_expired), (0, 1));
+        assert_eq!(late.hosts[1].status, "expired");
+    }
+}
