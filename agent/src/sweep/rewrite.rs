@@ -471,6 +471,36 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), before);
     }
 
+    /// The label is copied to the new file and the backup. Setting
+    /// security.selinux needs root and a filesystem with security xattrs
+    /// (ext4, xfs, tmpfs), not an SELinux kernel: the tests run as root.
+    #[test]
+    fn selinux_label_is_kept() {
+        let (d, hf) = home();
+        let p = d.path().join("home/bob/.ssh/authorized_keys");
+        fs::write(&p, b"a\n").unwrap();
+        let label = b"unconfined_u:object_r:ssh_home_t:s0";
+        let f = File::open(&p).unwrap();
+        set_selinux_label(&f, label, "test").expect("security.selinux settable (run as root)");
+        drop(f);
+        let r = rewrite(&hf, "/home/bob", ".ssh/authorized_keys", 100, 7, |_| {
+            Some(b"b\n".to_vec())
+        })
+        .unwrap()
+        .unwrap();
+        let new = File::open(&p).unwrap();
+        assert_eq!(selinux_label(&new).as_deref(), Some(&label[..]));
+        let backup = File::open(d.path().join(r.backup.trim_start_matches('/'))).unwrap();
+        assert_eq!(selinux_label(&backup).as_deref(), Some(&label[..]));
+        // Whatever label another file has (none without SELinux, the
+        // policy's default with it), its rewrite has the same.
+        let q = d.path().join("home/bob/.ssh/other");
+        fs::write(&q, b"x\n").unwrap();
+        let before = selinux_label(&File::open(&q).unwrap());
+        rewrite(&hf, "/home/bob", ".ssh/other", 100, 8, |_| Some(vec![])).unwrap();
+        assert_eq!(selinux_label(&File::open(&q).unwrap()), before);
+    }
+
     #[test]
     fn never_writes_through_links() {
         let (d, hf) = home();
