@@ -1,22 +1,82 @@
 //! The agent end of the `Commands` stream: held open while the agent runs,
-//! so the collector knows it is connected and can push work to it (sweeps
-//! arrive with the sweep issue), and can cut it off at once on revocation.
+//! so the collector knows it is connected and can push work to it (sweeps),
+//! and can cut it off at once on revocation.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use driftwatch_common::client::{connect, explain_status};
-use driftwatch_common::proto::CommandResult;
 use driftwatch_common::proto::agent_client::AgentClient;
+use driftwatch_common::proto::{Command, CommandResult};
 use driftwatch_common::tls::ClientFiles;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{error, info, warn};
 
+use crate::hostfs::HostFs;
+
+/// What the stream needs besides the connection.
+pub struct Executor {
+    pub fs: HostFs,
+    /// Asks the run loop for a snapshot now (after a sweep changed files).
+    pub collect_now: mpsc::Sender<()>,
+    /// Results of commands already run by this process, by id: a command
+    /// pushed again (the stream dropped before its result arrived) is
+    /// answered from here and never run twice.
+    done: HashMap<String, CommandResult>,
+}
+
+impl Executor {
+    pub fn new(fs: HostFs, collect_now: mpsc::Sender<()>) -> Self {
+        Executor {
+            fs,
+            collect_now,
+            done: HashMap::new(),
+        }
+    }
+
+    async fn execute(&mut self, cmd: Command) -> CommandResult {
+        if let Some(r) = self.done.get(&cmd.id) {
+            return r.clone();
+        }
+        let result = match (cmd.kind.as_str(), cmd.sweep) {
+            ("sweep", Some(sweep)) => {
+                let fs = self.fs.clone();
+                let id = cmd.id.clone();
+                info!(command = %id, remove = sweep.remove, "sweep started");
+                let r = tokio::task::spawn_blocking(move || crate::sweep::run(&fs, &id, &sweep))
+                    .await
+                    .unwrap_or_else(|e| CommandResult {
+                        command_id: cmd.id.clone(),
+                        status: "failed".into(),
+                        message: format!("sweep task failed: {e}"),
+                        files: vec![],
+                    });
+                info!(command = %r.command_id, status = %r.status, message = %r.message, "sweep finished");
+                if r.files.iter().any(|f| f.status == "removed") {
+                    // The fleet view should show the result at once; a full
+                    // channel means a collection is already due.
+                    let _ = self.collect_now.try_send(());
+                }
+                r
+            }
+            (kind, _) => CommandResult {
+                command_id: cmd.id.clone(),
+                status: "unsupported".into(),
+                message: format!("this agent does not know command kind {kind:?}"),
+                files: vec![],
+            },
+        };
+        self.done.insert(cmd.id, result.clone());
+        result
+    }
+}
+
 /// Keeps one stream open, reconnecting with backoff; runs until aborted.
-pub async fn hold_stream(url: String, files: ClientFiles) {
+pub async fn hold_stream(url: String, files: ClientFiles, mut exec: Executor) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        match once(&url, &files).await {
+        match once(&url, &files, &mut exec).await {
             Ok(()) => backoff = Duration::from_secs(1),
             Err((revoked, msg)) => {
                 if revoked {
@@ -32,7 +92,7 @@ pub async fn hold_stream(url: String, files: ClientFiles) {
     }
 }
 
-async fn once(url: &str, files: &ClientFiles) -> Result<(), (bool, String)> {
+async fn once(url: &str, files: &ClientFiles, exec: &mut Executor) -> Result<(), (bool, String)> {
     let ch = connect(url, files)
         .await
         .map_err(|e| (false, e.to_string()))?;
@@ -51,14 +111,13 @@ async fn once(url: &str, files: &ClientFiles) -> Result<(), (bool, String)> {
     loop {
         match inbound.message().await {
             Ok(Some(cmd)) => {
-                // No command kinds exist yet; say so rather than stay silent.
-                let _ = tx
-                    .send(CommandResult {
-                        command_id: cmd.id.clone(),
-                        status: "unsupported".into(),
-                        message: format!("this agent does not know command kind {:?}", cmd.kind),
-                    })
-                    .await;
+                let result = exec.execute(cmd).await;
+                if tx.send(result).await.is_err() {
+                    return Err((
+                        false,
+                        "command stream closed before a result was sent".into(),
+                    ));
+                }
             }
             Ok(None) => return Ok(()),
             Err(s) => {

@@ -13,6 +13,7 @@ pub mod run;
 pub mod spool;
 pub mod state;
 pub mod subprocess;
+pub mod sweep;
 
 #[cfg(test)]
 pub(crate) mod testutil {

@@ -258,9 +258,12 @@ pub async fn run_forever(
 ) -> Result<(), RunError> {
     let mut agent = Agent::open(cfg).await?;
     let interval = agent.cfg.interval;
+    // A sweep that changed key files asks for a snapshot at once.
+    let (collect_now, mut collect_requests) = tokio::sync::mpsc::channel::<()>(1);
     let commands = tokio::spawn(crate::commands::hold_stream(
         agent.cfg.collector.clone(),
         agent.client_files(),
+        crate::commands::Executor::new(HostFs::new(&agent.cfg.root), collect_now),
     ));
     let max_backoff = interval.clamp(Duration::from_secs(1), Duration::from_secs(300));
     let mut backoff = Duration::from_secs(1);
@@ -277,6 +280,7 @@ pub async fn run_forever(
                 return Ok(());
             }
             _ = tokio::time::sleep_until(wake) => {}
+            Some(()) = collect_requests.recv() => next_collect = Instant::now(),
         }
         if Instant::now() >= next_collect {
             agent.renew_if_due().await;

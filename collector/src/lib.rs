@@ -7,6 +7,7 @@ pub mod config;
 pub mod drift;
 pub mod error;
 pub mod evaluator;
+pub mod keyindex;
 pub mod ratelimit;
 pub mod render;
 pub mod server;

@@ -47,6 +47,15 @@ impl Streams {
             .is_some_and(|v| v.iter().any(|(_, tx)| !tx.is_closed()))
     }
 
+    /// Pushes a command down one open stream of `host`; false when the host
+    /// has none (it gets pending commands when it connects) or it is full.
+    pub fn push(&self, host: &str, cmd: Command) -> bool {
+        let open = self.open.lock().expect("not poisoned");
+        open.get(host)
+            .and_then(|v| v.iter().rev().find(|(_, tx)| !tx.is_closed()))
+            .is_some_and(|(_, tx)| tx.try_send(Ok(cmd)).is_ok())
+    }
+
     /// Ends every open stream of `host` with `status`; returns how many.
     pub fn close(&self, host: &str, status: Status) -> u32 {
         let senders = self

@@ -259,3 +259,112 @@ pub fn agent(args: &[&str]) -> Command {
     c.args(args).stdin(Stdio::null());
     c
 }
+
+/// A fresh key pair made by `ssh-keygen` in `dir` as `<name>`/`<name>.pub`:
+/// returns (public key line, fingerprint as `ssh-keygen -lf` prints it).
+pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, comment: &str) -> (String, String) {
+    let f = dir.join(name);
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", comment, "-f"])
+            .arg(&f),
+    );
+    let pub_path = dir.join(format!("{name}.pub"));
+    let public = std::fs::read_to_string(&pub_path)
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = run_ok(Command::new("ssh-keygen").arg("-lf").arg(&pub_path));
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    (public, fp)
+}
+
+/// A `driftwatch-agent run` in the background (it holds the Commands
+/// stream), killed on drop; its log is kept beside the state dir.
+pub struct AgentProc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl AgentProc {
+    /// `run --interval <interval>` with a host certificate on fake `root`.
+    pub fn start(
+        url: &str,
+        ca: &Path,
+        (cert, key): (&Path, &Path),
+        state: &Path,
+        root: &Path,
+        interval: &str,
+    ) -> AgentProc {
+        let log = state.with_extension("log");
+        let child = Command::new(bin("driftwatch-agent"))
+            .args(["run", "--interval", interval, "--collector", url, "--ca"])
+            .arg(ca)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--root")
+            .arg(root)
+            .args(["--section", "host", "--section", "ssh_keys"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start agent");
+        AgentProc { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns Some, or panics after `secs`
+/// saying what it waited for.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited {secs}s for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A pseudo-terminal: (controller side to type into, path of the terminal
+/// side to give a child as stdin), for testing what a CLI asks a person.
+pub fn pty() -> (std::fs::File, PathBuf) {
+    use std::os::fd::FromRawFd;
+    #[allow(unsafe_code)]
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname on a fd we own; ptsname's
+    // static buffer is copied at once and this harness is the only caller
+    // on its thread.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0, "posix_openpt failed");
+        assert_eq!(libc::grantpt(fd), 0, "grantpt failed");
+        assert_eq!(libc::unlockpt(fd), 0, "unlockpt failed");
+        let name = libc::ptsname(fd);
+        assert!(!name.is_null(), "ptsname failed");
+        let path = std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned();
+        (std::fs::File::from_raw_fd(fd), PathBuf::from(path))
+    }
+}

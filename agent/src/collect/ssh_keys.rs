@@ -287,7 +287,7 @@ fn key_file(
 /// part below it in which no symlink is followed: the home for files in
 /// it, else the file's own directory (system paths such as
 /// /etc/ssh/keys/%u are trusted up to there).
-fn split_anchor(home: &str, path: &str) -> (String, String, bool) {
+pub(crate) fn split_anchor(home: &str, path: &str) -> (String, String, bool) {
     let h = home.trim_end_matches('/');
     if let Some(rel) = path.strip_prefix(&format!("{h}/")) {
         let rel = rel.trim_start_matches('/');

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftwatch_collector::cli::{Cli, run};
+use driftwatch_collector::cli::{Cli, EXIT_INCOMPLETE, Incomplete, run};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -16,7 +16,12 @@ async fn main() -> ExitCode {
         Ok(true) => ExitCode::from(1),
         Err(e) => {
             eprintln!("driftwatch: {e:#}");
-            ExitCode::from(3)
+            // An incomplete sweep is an answer (exit 1), not a failure.
+            if e.downcast_ref::<Incomplete>().is_some() {
+                ExitCode::from(EXIT_INCOMPLETE)
+            } else {
+                ExitCode::from(3)
+            }
         }
     }
 }

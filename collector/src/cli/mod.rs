@@ -5,6 +5,7 @@
 pub mod conn;
 mod drift;
 mod hosts;
+mod keys;
 mod tokens;
 
 use std::io::Write;
@@ -22,8 +23,9 @@ use crate::render::SortBy;
 /// collector, ca, cert, key).
 ///
 /// Exit codes: 0 success; 1 the answer is bad news a script asked about
-/// (`drift --fail-on`); 2 bad usage; 3 the command could not be done
-/// (connection, certificate, unknown host: message on stderr).
+/// (`drift --fail-on` found something, a key sweep did not finish on every
+/// host); 2 bad usage; 3 the command could not be done (connection,
+/// certificate, unknown host: message on stderr).
 #[derive(Debug, Parser)]
 #[command(name = "driftwatch", version, max_term_width = 100)]
 pub struct Cli {
@@ -102,7 +104,83 @@ pub enum Command {
         #[command(subcommand)]
         command: HostCommand,
     },
+    /// Find an SSH key across the fleet and sweep it off every host
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
+
+/// Which key: exactly one of these.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct KeyArgs {
+    /// SHA256 fingerprint as `ssh-keygen -lf` prints it (SHA256:...)
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// An OpenSSH public key file (id_ed25519.pub); its fingerprint is used
+    #[arg(long)]
+    pub pubkey: Option<std::path::PathBuf>,
+    /// The key's comment, matched exactly (bob@laptop)
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+impl KeyArgs {
+    fn choice(self) -> keys::KeyChoice {
+        keys::KeyChoice {
+            fingerprint: self.fingerprint,
+            pubkey: self.pubkey,
+            comment: self.comment,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Every host, user, file and line holding the key, from the latest
+    /// snapshots
+    Find {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Sweep the key off every host: each agent re-scans its live key files
+    /// and (with --remove) deletes exactly the lines holding it, keeping a
+    /// backup beside each file. Without --remove it is a dry run that lists
+    /// what would go. Offline hosts run it when they reconnect, until it
+    /// expires. Exit code 3 when a host failed or is still pending.
+    Sweep {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Remove the lines (default: dry run, nothing changes)
+        #[arg(long)]
+        remove: bool,
+        /// Do not ask for confirmation (needed without a terminal)
+        #[arg(long)]
+        yes: bool,
+        /// How long to wait for hosts before printing the summary
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+        /// How long offline hosts may still pick the sweep up
+        #[arg(long, default_value = "7d")]
+        expires: String,
+    },
+    /// List sweeps: who asked, when, which key, how far each got
+    Sweeps,
+    /// One sweep's audit log: per host and file, what happened (exit code 1
+    /// when a host failed, is pending or expired)
+    SweepStatus { id: String },
+}
+
+/// A sweep that did not finish everywhere: the binary exits with
+/// [`EXIT_INCOMPLETE`] so scripts can tell it from an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Incomplete {
+    pub message: String,
+}
+
+pub const EXIT_INCOMPLETE: u8 = 1;
 
 #[derive(Debug, Subcommand)]
 pub enum HostsCommand {
@@ -245,6 +323,26 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
                 drift::baseline_set(&conn, &name, &from_host, json, out).await
             }
             BaselineCommand::List => drift::baseline_list(&conn, json, out).await,
+        }),
+        Command::Keys { command } => done(match command {
+            KeysCommand::Find { key } => keys::find(&conn, &key.choice(), json, out).await,
+            KeysCommand::Sweep {
+                key,
+                remove,
+                yes,
+                timeout,
+                expires,
+            } => {
+                let args = keys::SweepArgs {
+                    remove,
+                    yes,
+                    timeout,
+                    expires,
+                };
+                keys::sweep(&conn, &key.choice(), &args, json, out).await
+            }
+            KeysCommand::Sweeps => keys::sweeps(&conn, json, out).await,
+            KeysCommand::SweepStatus { id } => keys::sweep_status(&conn, &id, json, out).await,
         }),
     }
 }

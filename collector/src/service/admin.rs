@@ -9,6 +9,10 @@ use driftwatch_common::proto::{
     ListHostsRequest, ListHostsResponse, ListTokensRequest, ListTokensResponse, RevokeHostRequest,
     RevokeHostResponse, RevokeTokenRequest, RevokeTokenResponse, Token,
 };
+use driftwatch_common::proto::{
+    FindKeysRequest, FindKeysResponse, GetSweepRequest, ListSweepsRequest, ListSweepsResponse,
+    StartSweepRequest, SweepJob,
+};
 use driftwatch_common::snapshot::retain_sections;
 use driftwatch_common::time::{format_ms, now_ms};
 use tonic::{Request, Response, Status};
@@ -233,6 +237,41 @@ impl Admin for AdminService {
             .collect();
         tokens.sort_by_key(|t| std::cmp::Reverse(t.created_ms));
         Ok(Response::new(ListTokensResponse { tokens }))
+    }
+
+    async fn find_keys(
+        &self,
+        req: Request<FindKeysRequest>,
+    ) -> Result<Response<FindKeysResponse>, Status> {
+        auth::require_admin(&req)?;
+        let resp = super::sweeps::find_keys(&self.state, req.into_inner().selector)?;
+        Ok(Response::new(resp))
+    }
+
+    async fn start_sweep(
+        &self,
+        req: Request<StartSweepRequest>,
+    ) -> Result<Response<SweepJob>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let span = info_span!("rpc", method = "StartSweep", %admin);
+        let job = super::sweeps::start(&self.state, &admin, req.into_inner())
+            .instrument(span)
+            .await?;
+        Ok(Response::new(job))
+    }
+
+    async fn list_sweeps(
+        &self,
+        req: Request<ListSweepsRequest>,
+    ) -> Result<Response<ListSweepsResponse>, Status> {
+        auth::require_admin(&req)?;
+        Ok(Response::new(super::sweeps::list(&self.state).await?))
+    }
+
+    async fn get_sweep(&self, req: Request<GetSweepRequest>) -> Result<Response<SweepJob>, Status> {
+        auth::require_admin(&req)?;
+        let id = req.into_inner().id;
+        Ok(Response::new(super::sweeps::get(&self.state, &id).await?))
     }
 
     async fn revoke_token(

@@ -80,7 +80,12 @@ impl Agent for AgentService {
             let seq = snapshot.seq;
             let image_baseline = snapshot.image_baseline.take();
             let id = host_id.clone();
-            let outcome = self.state.blocking(move |s| s.put_snapshot(&id, &snapshot, now_ms())).await?;
+            // Only a report that carries an ssh_keys body changes the key
+            // index; the snapshot is moved into the store task and back.
+            let (outcome, snapshot) = self
+                .state
+                .blocking(move |s| s.put_snapshot(&id, &snapshot, now_ms()).map(|o| (o, snapshot)))
+                .await?;
             if let PutOutcome::NeedFull(need_full) = outcome {
                 debug!(seq, ?need_full, "asking for full sections");
                 return Ok(Response::new(ReportAck { seq, duplicate: false, need_full }));
@@ -101,6 +106,9 @@ impl Agent for AgentService {
             // Acknowledge only once durable, also for a duplicate: its first
             // copy may still be in the batch being synced.
             self.state.durable().await?;
+            if matches!(outcome, PutOutcome::Stored { .. }) && crate::keyindex::ssh_keys_body(&snapshot).is_some() {
+                self.state.keys.write().expect("not poisoned").update(&host_id, &snapshot);
+            }
             debug!(seq, ?outcome, "report stored");
             Ok(Response::new(ReportAck { seq, duplicate: outcome == PutOutcome::Duplicate, need_full: vec![] }))
         }
@@ -200,15 +208,17 @@ impl Agent for AgentService {
         let host_id = self.state.require_live_host(&req)?;
         let (tx, rx) = mpsc::channel(16);
         let id = self.state.streams.register(&host_id, tx);
-        let streams = self.state.streams.clone();
+        let state = self.state.clone();
         let mut inbound = req.into_inner();
         tokio::spawn(
             async move {
                 debug!("command stream open");
+                super::sweeps::on_connect(&state, &host_id).await;
                 while let Ok(Some(result)) = inbound.message().await {
                     debug!(command = %result.command_id, status = %result.status, "command result");
+                    super::sweeps::on_result(&state, &host_id, result).await;
                 }
-                streams.unregister(&host_id, id);
+                state.streams.unregister(&host_id, id);
                 debug!("command stream closed");
             }
             .instrument(info_span!("rpc", method = "Commands")),

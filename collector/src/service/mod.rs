@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod agent;
 pub mod history;
+pub mod sweeps;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -14,6 +15,7 @@ use tonic::Request;
 use crate::auth;
 use crate::error::ServiceError;
 use crate::evaluator::Evaluator;
+use crate::keyindex::KeyIndex;
 use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
@@ -34,6 +36,8 @@ pub struct State {
     pub enroll_limit: Arc<RateLimiter>,
     pub enrolled_validity_days: i64,
     pub evaluator: Arc<Evaluator>,
+    /// Where every key is, from the latest snapshots (`keys find`).
+    pub keys: Arc<RwLock<KeyIndex>>,
 }
 
 impl State {
@@ -48,6 +52,7 @@ impl State {
             .filter(|h| h.revoked_ms > 0)
             .map(|h| h.host_id)
             .collect();
+        let keys = KeyIndex::load(store.as_ref())?;
         let commit = GroupCommit::start(store.clone());
         Ok(State {
             store,
@@ -58,6 +63,7 @@ impl State {
             enroll_limit: Arc::new(RateLimiter::new(30, 10)),
             enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
             evaluator: Arc::new(evaluator),
+            keys: Arc::new(RwLock::new(keys)),
         })
     }
 

@@ -5,10 +5,12 @@ mod drift_store;
 mod durable;
 mod reports;
 mod sled_store;
+mod sweeps;
 
 pub use durable::GroupCommit;
 pub use reports::{Assembled, assemble};
 pub use sled_store::SledStore;
+pub use sweeps::SweepStore;
 
 use driftwatch_common::proto::{
     Baseline, Finding, HostSummary, Section, Snapshot, SnapshotRecord, Token,
@@ -52,7 +54,7 @@ pub enum PutOutcome {
     NeedFull(Vec<String>),
 }
 
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SweepStore + Send + Sync + 'static {
     /// Writes a (possibly delta) snapshot for `host_id` received at
     /// `now_ms`. Not durable until [`Store::sync`] returns.
     fn put_snapshot(

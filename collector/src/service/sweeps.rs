@@ -1,0 +1,329 @@
+//! Key search and offboarding sweeps, collector side: the admin RPCs' work,
+//! and what happens when an agent's Commands stream opens (pending sweeps
+//! are pushed) and when a result comes back (recorded in the audit log).
+
+use driftwatch_common::proto::{
+    Command, CommandResult, FindKeysResponse, KeySelector, ListSweepsResponse, StartSweepRequest,
+    SweepCommand, SweepHost, SweepJob,
+};
+use driftwatch_common::time::now_ms;
+use ring::rand::{SecureRandom, SystemRandom};
+use tracing::{info, warn};
+
+use super::State;
+use crate::error::ServiceError;
+
+/// How long offline hosts may still pick a sweep up, unless asked otherwise.
+pub const DEFAULT_SWEEP_TTL_S: u64 = 7 * 86_400;
+const MAX_SWEEP_TTL_S: u64 = 90 * 86_400;
+
+/// Exactly one of fingerprint or comment, and a fingerprint that looks
+/// like one (so a typo cannot silently match nothing anywhere).
+pub fn validate_selector(sel: Option<KeySelector>) -> Result<KeySelector, ServiceError> {
+    let sel = sel.unwrap_or_default();
+    match (sel.fingerprint.is_empty(), sel.comment.is_empty()) {
+        (false, true) => {
+            let b64 = sel.fingerprint.strip_prefix("SHA256:").unwrap_or("");
+            if b64.len() != 43
+                || !b64
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "{:?} is not a SHA256 key fingerprint: give it as `ssh-keygen -lf KEY` prints it (SHA256:…, 43 characters after the colon)",
+                    sel.fingerprint
+                )));
+            }
+            Ok(sel)
+        }
+        (true, false) => Ok(sel),
+        _ => Err(ServiceError::InvalidArgument(
+            "name the key by exactly one of --fingerprint, --pubkey or --comment".into(),
+        )),
+    }
+}
+
+pub fn find_keys(
+    state: &State,
+    sel: Option<KeySelector>,
+) -> Result<FindKeysResponse, ServiceError> {
+    let sel = validate_selector(sel)?;
+    let idx = state.keys.read().expect("not poisoned");
+    Ok(FindKeysResponse {
+        locations: idx.find(&sel),
+        hosts_indexed: u32::try_from(idx.hosts_indexed()).unwrap_or(u32::MAX),
+    })
+}
+
+fn new_sweep_id(now: i64) -> String {
+    let mut r = [0u8; 3];
+    SystemRandom::new()
+        .fill(&mut r)
+        .expect("system RNG available");
+    format!("sw-{now}-{}", hex::encode(r))
+}
+
+fn command_for(job: &SweepJob) -> Command {
+    Command {
+        id: job.id.clone(),
+        kind: "sweep".into(),
+        sweep: Some(SweepCommand {
+            sweep_id: job.id.clone(),
+            selector: job.selector.clone(),
+            remove: job.remove,
+        }),
+    }
+}
+
+/// Counts, and `expired` for hosts still pending after the deadline: the
+/// stored record keeps `pending` (a late result is still recorded).
+pub fn view(mut job: SweepJob, now: i64) -> SweepJob {
+    let (mut done, mut pending, mut failed, mut expired, mut lines) = (0, 0, 0, 0, 0);
+    for h in &mut job.hosts {
+        if h.status == "pending" && now >= job.expires_ms {
+            h.status = "expired".into();
+        }
+        match h.status.as_str() {
+            "done" => done += 1,
+            "failed" => failed += 1,
+            "expired" => expired += 1,
+            _ => pending += 1,
+        }
+        lines += h
+            .files
+            .iter()
+            .filter(|f| f.status == "removed")
+            .map(|f| f.lines.len() as u32)
+            .sum::<u32>();
+    }
+    job.hosts_done = done;
+    job.hosts_pending = pending;
+    job.hosts_failed = failed;
+    job.hosts_expired = expired;
+    job.lines_removed = lines;
+    job
+}
+
+/// Records the job first (durably), then pushes it to every connected
+/// host; the others get it when their stream opens, until it expires.
+pub async fn start(
+    state: &State,
+    admin: &str,
+    req: StartSweepRequest,
+) -> Result<SweepJob, ServiceError> {
+    let selector = validate_selector(req.selector)?;
+    let ttl_s = match req.ttl_s {
+        0 => DEFAULT_SWEEP_TTL_S,
+        t if t > MAX_SWEEP_TTL_S => {
+            return Err(ServiceError::InvalidArgument(
+                "a sweep may wait at most 90 days for offline hosts".into(),
+            ));
+        }
+        t => t,
+    };
+    let now = now_ms();
+    let mut hosts: Vec<SweepHost> = state
+        .blocking(|s| s.list_hosts())
+        .await?
+        .into_iter()
+        .filter(|h| h.revoked_ms == 0)
+        .map(|h| SweepHost {
+            host_id: h.host_id,
+            hostname: h.hostname,
+            status: "pending".into(),
+            ..Default::default()
+        })
+        .collect();
+    hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+    let job = SweepJob {
+        id: new_sweep_id(now),
+        selector: Some(selector),
+        remove: req.remove,
+        requested_by: admin.to_string(),
+        created_ms: now,
+        expires_ms: now + (ttl_s as i64) * 1000,
+        hosts,
+        ..Default::default()
+    };
+    let j = job.clone();
+    state.blocking(move |s| s.put_sweep(&j)).await?;
+    state.durable().await?;
+    info!(sweep = %job.id, remove = job.remove, hosts = job.hosts.len(), %admin, "sweep started");
+    let cmd = command_for(&job);
+    for h in &job.hosts {
+        if state.streams.push(&h.host_id, cmd.clone()) {
+            mark_sent(state, &job.id, &h.host_id).await;
+        }
+    }
+    get(state, &job.id).await
+}
+
+async fn mark_sent(state: &State, id: &str, host: &str) {
+    let (id, host) = (id.to_string(), host.to_string());
+    let now = now_ms();
+    let r = state
+        .blocking(move |s| {
+            s.update_sweep_host(&id, &host, &|h| {
+                h.sent_ms = now;
+                true
+            })
+        })
+        .await;
+    if let Err(e) = r {
+        warn!(error = %e, "could not record that a sweep was sent");
+    }
+}
+
+pub async fn get(state: &State, id: &str) -> Result<SweepJob, ServiceError> {
+    let i = id.to_string();
+    let job = state
+        .blocking(move |s| s.get_sweep(&i))
+        .await?
+        .ok_or_else(|| {
+            ServiceError::NotFound(format!(
+                "no sweep {id:?}: `driftwatch keys sweeps` lists them"
+            ))
+        })?;
+    Ok(view(job, now_ms()))
+}
+
+pub async fn list(state: &State) -> Result<ListSweepsResponse, ServiceError> {
+    let now = now_ms();
+    let mut sweeps: Vec<SweepJob> = state
+        .blocking(|s| s.list_sweeps())
+        .await?
+        .into_iter()
+        .map(|j| {
+            let mut j = view(j, now);
+            j.hosts.clear();
+            j
+        })
+        .collect();
+    sweeps.sort_by_key(|j| std::cmp::Reverse(j.created_ms));
+    Ok(ListSweepsResponse { sweeps })
+}
+
+/// A host's stream opened: push every unexpired sweep it has not run.
+pub async fn on_connect(state: &State, host: &str) {
+    let jobs = match state.blocking(|s| s.list_sweeps()).await {
+        Ok(j) => j,
+        Err(e) => {
+            warn!(error = %e, "cannot read pending sweeps");
+            return;
+        }
+    };
+    let now = now_ms();
+    for job in jobs {
+        let pending = job
+            .hosts
+            .iter()
+            .any(|h| h.host_id == host && h.status == "pending");
+        if pending && now < job.expires_ms && state.streams.push(host, command_for(&job)) {
+            info!(sweep = %job.id, "pending sweep pushed");
+            mark_sent(state, &job.id, host).await;
+        }
+    }
+}
+
+/// A result came back: the first final result of a host is the record
+/// (a command pushed twice is answered twice; the second changes nothing).
+pub async fn on_result(state: &State, host: &str, r: CommandResult) {
+    let status = match r.status.as_str() {
+        "done" => "done",
+        _ => "failed",
+    };
+    let sweep_id = r.command_id.clone();
+    let (id, h) = (r.command_id.clone(), host.to_string());
+    let now = now_ms();
+    let res = state
+        .blocking(move |s| {
+            s.update_sweep_host(&id, &h, &|e| {
+                if e.status != "pending" {
+                    return false;
+                }
+                e.status = status.into();
+                e.finished_ms = now;
+                e.message = r.message.clone();
+                e.files = r.files.clone();
+                true
+            })
+        })
+        .await;
+    match res {
+        Ok(Some(_)) => {
+            if let Err(e) = state.durable().await {
+                warn!(error = %e, "sweep result not yet durable");
+            }
+            info!(sweep = %sweep_id, %status, "sweep result recorded");
+        }
+        Ok(None) => warn!("result for an unknown sweep or host ignored"),
+        Err(e) => warn!(error = %e, "cannot record a sweep result"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::SweepFile;
+
+    fn sel(fp: &str, comment: &str) -> Option<KeySelector> {
+        Some(KeySelector {
+            fingerprint: fp.into(),
+            comment: comment.into(),
+        })
+    }
+
+    #[test]
+    fn selectors_name_exactly_one_real_key() {
+        let fp = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8";
+        assert!(validate_selector(sel(fp, "")).is_ok());
+        assert!(validate_selector(sel("", "bob@laptop")).is_ok());
+        for bad in [
+            sel("", ""),
+            sel(fp, "bob"),
+            sel("SHA256:short", ""),
+            sel("MD5:aa", ""),
+            None,
+        ] {
+            let e = validate_selector(bad).unwrap_err().to_string();
+            assert!(e.contains("fingerprint"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pending_hosts_expire_when_read_and_lines_are_counted() {
+        let host = |id: &str, status: &str, lines: Vec<u32>| SweepHost {
+            host_id: id.into(),
+            status: status.into(),
+            files: vec![SweepFile {
+                status: "removed".into(),
+                lines,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let job = SweepJob {
+            expires_ms: 1000,
+            hosts: vec![
+                host("a", "done", vec![1, 3]),
+                host("b", "pending", vec![]),
+                host("c", "failed", vec![2]),
+            ],
+            ..Default::default()
+        };
+        let early = view(job.clone(), 999);
+        assert_eq!(
+            (
+                early.hosts_done,
+                early.hosts_pending,
+                early.hosts_failed,
+                early.hosts_expired
+            ),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(early.lines_removed, 3);
+        let late = view(job, 1000);
+        assert_eq!((late.hosts_pending, late.hosts_expired), (0, 1));
+        assert_eq!(late.hosts[1].status, "expired");
+    }
+}
