@@ -22,6 +22,8 @@ pub enum DeliverError {
     Connect(#[from] ConnectError),
     #[error("{0}")]
     Rejected(String),
+    #[error("delivery did not finish within {0:?}; the connection is dropped and retried")]
+    TimedOut(Duration),
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error(transparent)]
@@ -43,6 +45,11 @@ impl Reporter {
             files,
             client: None,
         }
+    }
+
+    /// Forgets the connection (it may be dead): the next send reconnects.
+    pub fn reset(&mut self) {
+        self.client = None;
     }
 
     pub fn files(&self) -> &ClientFiles {

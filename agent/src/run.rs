@@ -21,6 +21,8 @@ use crate::state::{StateDir, StateError};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 << 20;
+/// Least time a delivery attempt gets before collection takes its turn.
+const MIN_DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -247,7 +249,27 @@ pub async fn run_forever(
             tracing::debug!(seq, "snapshot spooled");
             next_collect = Instant::now() + jittered(interval);
         }
-        match agent.reporter.drain(&agent.spool, &mut agent.state).await {
+        // Delivery must not stall collection: over a dead connection (a
+        // partition drops packets silently) a report can hang until its
+        // timeout, and snapshots must keep being taken meanwhile. Cutting
+        // the drain short is safe: an entry leaves the spool only after its
+        // ack, and a resend of an acknowledged one is acked as duplicate.
+        let budget = next_collect
+            .saturating_duration_since(Instant::now())
+            .max(MIN_DRAIN_BUDGET);
+        let drained = match tokio::time::timeout(
+            budget,
+            agent.reporter.drain(&agent.spool, &mut agent.state),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                agent.reporter.reset();
+                Err(DeliverError::TimedOut(budget))
+            }
+        };
+        match drained {
             Ok(_) => {
                 backoff = Duration::from_secs(1);
                 next_drain = None;

@@ -2,6 +2,8 @@
 //! the real `pki` commands, starts a collector on a free loopback port and
 //! runs the CLI against it. Processes are killed when their guard drops.
 
+pub mod fleet;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
