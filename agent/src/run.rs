@@ -58,6 +58,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Refused(DeliverError),
     #[error(
         "snapshot {seq} was not acknowledged: {cause}; it stays in the spool ({spool}) and the next run sends it"
     )]
@@ -207,10 +209,13 @@ pub async fn run_once(cfg: RunConfig) -> Result<u64, RunError> {
         .reporter
         .drain(&agent.spool, &mut agent.state)
         .await
-        .map_err(|cause| RunError::NotAcknowledged {
-            seq,
-            spool: spool_dir,
-            cause,
+        .map_err(|cause| match cause {
+            DeliverError::TooLarge { .. } => RunError::Refused(cause),
+            cause => RunError::NotAcknowledged {
+                seq,
+                spool: spool_dir,
+                cause,
+            },
         })?;
     info!(seq, "snapshot acknowledged");
     Ok(seq)

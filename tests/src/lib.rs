@@ -95,6 +95,17 @@ fn free_port() -> u16 {
 
 impl CollectorProc {
     pub fn start(pki: &Pki, data_dir: &Path, port: Option<u16>) -> CollectorProc {
+        Self::start_with(pki, data_dir, port, &[])
+    }
+
+    /// Like [`CollectorProc::start`], with extra `serve` arguments (e.g.
+    /// `--config FILE` for limits).
+    pub fn start_with(
+        pki: &Pki,
+        data_dir: &Path,
+        port: Option<u16>,
+        extra: &[&str],
+    ) -> CollectorProc {
         let port = port.unwrap_or_else(free_port);
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = Command::new(bin("driftwatch-collector"))
@@ -107,6 +118,7 @@ impl CollectorProc {
             .arg(data_dir)
             .arg("--pki-dir")
             .arg(&pki.dir)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
