@@ -4,6 +4,7 @@
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod fuzz;
 pub mod hostfs;
 pub mod identity;
 pub mod parse;
