@@ -92,9 +92,12 @@ pub fn fuzz_dpkg_status(data: &[u8]) {
     let _ = dpkg::parse(&text(data));
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name: the names of the cargo-fuzz targets and of the
 /// regression directories under `fuzz/regressions/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("mdstat", fuzz_mdstat),
     ("storcli", fuzz_storcli),
     ("megacli", fuzz_megacli),

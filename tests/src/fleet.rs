@@ -87,7 +87,7 @@ impl Fleet {
     /// A network and a PKI whose server certificate names `collector` (the
     /// collector's alias on the network) and `localhost` (for the CLI run
     /// inside the collector's container).
-    pub fn new() -> Fleet {
+    pub fn create() -> Fleet {
         ensure_images();
         static N: AtomicUsize = AtomicUsize::new(0);
         let prefix = format!(

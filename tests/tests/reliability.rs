@@ -56,7 +56,7 @@ fn kill_9_right_after_an_ack_keeps_the_acknowledged_snapshot() {
     if !docker_or_skip("kill_9_right_after_an_ack") {
         return;
     }
-    let mut fleet = Fleet::new();
+    let mut fleet = Fleet::create();
     fleet.start_collector();
     for seq in 1..=2u64 {
         let out = fleet.agent_once("web-1", &["--section", "host"]);
@@ -81,7 +81,7 @@ fn snapshots_taken_while_the_collector_is_down_arrive_in_order_once() {
     if !docker_or_skip("collector_down") {
         return;
     }
-    let mut fleet = Fleet::new();
+    let mut fleet = Fleet::create();
     fleet.start_collector();
     fleet.start_agent("web-1", &["--interval", "1s", "--section", "host"]);
     fleet.wait_for("first reports", Duration::from_secs(30), || {
@@ -108,7 +108,7 @@ fn a_partition_across_several_agents_loses_and_duplicates_nothing() {
         return;
     }
     let hosts = ["web-1", "web-2", "db-1"];
-    let mut fleet = Fleet::new();
+    let mut fleet = Fleet::create();
     fleet.start_collector();
     for h in hosts {
         fleet.start_agent(h, &["--interval", "1s", "--section", "host"]);
@@ -139,4 +139,30 @@ fn a_partition_across_several_agents_loses_and_duplicates_nothing() {
     for (h, &n) in hosts.iter().zip(&during) {
         assert_complete_in_order(&fleet, h, n);
     }
+}
+
+#[test]
+fn the_demo_compose_file_is_valid_for_the_installed_docker_compose() {
+    if !docker_or_skip("compose_file") {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/docker");
+    let out = std::process::Command::new("docker-compose")
+        .args(["-p", "driftwatch-demo-check", "-f"])
+        .arg(dir.join("compose.yaml"))
+        .args(["config", "--services"])
+        .env("DRIFTWATCH_DEMO_PKI", "/nonexistent-pki")
+        .output()
+        .expect("docker-compose is installed (scripts/ci-deps.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut services: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    services.sort();
+    assert_eq!(services, ["collector", "db-1", "web-1", "web-2"]);
 }
