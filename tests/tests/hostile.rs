@@ -175,3 +175,79 @@ fn an_oversized_report_gets_a_clear_error() {
         "{table}"
     );
 }
+
+/// A message that claims the Report path but whose field 1 (the snapshot)
+/// is not a Snapshot's encoding.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BogusReport {
+    #[prost(bytes = "vec", tag = "1")]
+    snapshot: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct AnyAck {}
+
+#[test]
+fn malformed_reports_get_a_clear_error_and_the_collector_keeps_serving() {
+    use driftwatch_common::proto::agent_client::AgentClient;
+    use driftwatch_common::proto::{ReportRequest, Snapshot};
+    use driftwatch_common::tls::ClientFiles;
+
+    let d = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&d.path().join("pki"));
+    let c = CollectorProc::start(&pki, &d.path().join("data"), None);
+    let (cert, key) = pki.issue_host("web-1", &d.path().join("web-1"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let files = ClientFiles {
+            ca: pki.ca(),
+            cert: Some(cert.clone()),
+            key: Some(key.clone()),
+        };
+        let ch = driftwatch_common::client::connect(&c.url, &files)
+            .await
+            .unwrap();
+        let mut agent = AgentClient::new(ch.clone());
+        let s = agent
+            .report(ReportRequest { snapshot: None })
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains("carries no snapshot"), "{s:?}");
+        let zero = Snapshot {
+            seq: 0,
+            ..Default::default()
+        };
+        let s = agent
+            .report(ReportRequest {
+                snapshot: Some(zero),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(s.message().contains("seq must start at 1"), "{s:?}");
+
+        // Bytes that do not decode as a Snapshot.
+        let mut grpc = tonic::client::Grpc::new(ch);
+        grpc.ready().await.unwrap();
+        let path =
+            tonic::codegen::http::uri::PathAndQuery::from_static("/driftwatch.v1.Agent/Report");
+        let codec: tonic_prost::ProstCodec<BogusReport, AnyAck> =
+            tonic_prost::ProstCodec::default();
+        let bogus = BogusReport {
+            snapshot: vec![0xff; 64],
+        };
+        let s = grpc
+            .unary(tonic::Request::new(bogus), path, codec)
+            .await
+            .unwrap_err();
+        assert!(
+            s.message().to_lowercase().contains("decod"),
+            "a malformed report should say it could not be decoded: {s:?}"
+        );
+    });
+    // Still serving, and nothing was stored for the host.
+    assert!(report_ok(&c, &pki, d.path(), "web-2"));
+    let hosts = cli_json(&pki, &c.url, &["hosts"]);
+    assert_eq!(hosts["hosts"].as_array().unwrap().len(), 1, "{hosts}");
+}
