@@ -233,6 +233,11 @@ fn run_target(name: &str) {
         try_one(&input);
         done += 1;
     }
+    eprintln!(
+        "{name}: {} seeds, {done} mutations in {:.1}s, seed {seed:#x}",
+        seeds.len(),
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         crashes.is_empty(),
         "{name}: {} input(s) panicked (seed {seed:#x}); saved as {crashes:?}: fix, then move them to fuzz/regressions/{name}/",

@@ -2,6 +2,7 @@
 //! (sled today) knows the on-disk encoding.
 
 mod durable;
+mod fsync;
 mod sled_store;
 
 pub use durable::GroupCommit;
