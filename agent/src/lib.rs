@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod fuzz;
 pub mod hostfs;
 pub mod identity;
 pub mod parse;

@@ -11,7 +11,7 @@ use driftwatch_common::proto::{ReportAck, ReportRequest, Snapshot};
 use driftwatch_common::tls::ClientFiles;
 use thiserror::Error;
 use tonic::transport::Channel;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, error, info_span};
 
 use crate::spool::{Spool, SpoolError};
 use crate::state::{StateDir, StateError};
@@ -25,6 +25,14 @@ pub enum DeliverError {
     Connect(#[from] ConnectError),
     #[error("{0}")]
     Rejected(String),
+    /// Refused for its size: resending cannot help, so it leaves the spool
+    /// (counted as dropped) instead of blocking every later snapshot.
+    #[error(
+        "the collector refuses snapshot {seq} as too large ({detail}); it was dropped from the spool and counted: raise [limits] max_message_bytes on the collector or report fewer sections"
+    )]
+    TooLarge { seq: u64, detail: String },
+    #[error("delivery did not finish within {0:?}; the connection is dropped and retried")]
+    TimedOut(Duration),
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error(transparent)]
@@ -80,6 +88,11 @@ impl Reporter {
             full_refresh: Duration::from_secs(900),
             baseline_delivered: false,
         }
+    }
+
+    /// Forgets the connection (it may be dead): the next send reconnects.
+    pub fn reset(&mut self) {
+        self.client = None;
     }
 
     pub fn files(&self) -> &ClientFiles {
@@ -150,7 +163,14 @@ impl Reporter {
             });
             req.set_timeout(REPORT_TIMEOUT);
             client.report(req).await.map_err(|s| {
-                DeliverError::Rejected(explain_status(&format!("report of snapshot {seq}"), &s))
+                if s.code() == tonic::Code::OutOfRange {
+                    DeliverError::TooLarge {
+                        seq,
+                        detail: s.message().to_string(),
+                    }
+                } else {
+                    DeliverError::Rejected(explain_status(&format!("report of snapshot {seq}"), &s))
+                }
             })
         }
         .instrument(info_span!("rpc", method = "Report", seq))
@@ -183,7 +203,14 @@ impl Reporter {
                 continue;
             };
             let dropped = snap.spool_dropped;
-            self.send(snap).await?;
+            if let Err(e) = self.send(snap).await {
+                if matches!(e, DeliverError::TooLarge { .. }) {
+                    error!(seq = entry.seq, error = %e, "snapshot refused as too large; dropped");
+                    spool.remove(&entry)?;
+                    state.add_dropped(1)?;
+                }
+                return Err(e);
+            }
             spool.remove(&entry)?;
             state.dropped_reported(dropped)?;
             sent += 1;

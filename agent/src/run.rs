@@ -10,7 +10,7 @@ use driftwatch_common::time::now_ms;
 use driftwatch_common::tls::ClientFiles;
 use thiserror::Error;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::collect::{Collectors, Context};
 use crate::hostfs::HostFs;
@@ -21,6 +21,8 @@ use crate::state::{StateDir, StateError};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 << 20;
+/// Least time a delivery attempt gets before collection takes its turn.
+const MIN_DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -60,6 +62,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Refused(DeliverError),
     #[error(
         "snapshot {seq} was not acknowledged: {cause}; it stays in the spool ({spool}) and the next run sends it"
     )]
@@ -230,6 +234,24 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// One tick's collection. A snapshot that cannot be spooled (disk
+    /// full, spool directory broken) is counted as dropped and the agent
+    /// goes on: exiting would also stop delivering what is already spooled,
+    /// which is what frees the space, and the next tick tries again.
+    async fn collect_or_count(&mut self) {
+        match self.collect_and_spool().await {
+            Ok(seq) => debug!(seq, "snapshot spooled"),
+            Err(e) => {
+                error!(error = %e, "snapshot could not be spooled; counted as dropped");
+                if let Err(e) = self.state.add_dropped(1) {
+                    error!(error = %e, "could not record the dropped snapshot");
+                }
+            }
+        }
+    }
+}
+
 /// `--once`: one snapshot, delivered (with anything still spooled before
 /// it), or an error saying why not.
 pub async fn run_once(cfg: RunConfig) -> Result<u64, RunError> {
@@ -241,10 +263,13 @@ pub async fn run_once(cfg: RunConfig) -> Result<u64, RunError> {
         .reporter
         .drain(&agent.spool, &mut agent.state)
         .await
-        .map_err(|cause| RunError::NotAcknowledged {
-            seq,
-            spool: spool_dir,
-            cause,
+        .map_err(|cause| match cause {
+            DeliverError::TooLarge { .. } => RunError::Refused(cause),
+            cause => RunError::NotAcknowledged {
+                seq,
+                spool: spool_dir,
+                cause,
+            },
         })?;
     agent.after_delivery();
     info!(seq, "snapshot acknowledged");
@@ -284,11 +309,30 @@ pub async fn run_forever(
         }
         if Instant::now() >= next_collect {
             agent.renew_if_due().await;
-            let seq = agent.collect_and_spool().await?;
-            tracing::debug!(seq, "snapshot spooled");
+            agent.collect_or_count().await;
             next_collect = Instant::now() + jittered(interval);
         }
-        match agent.reporter.drain(&agent.spool, &mut agent.state).await {
+        // Delivery must not stall collection: over a dead connection (a
+        // partition drops packets silently) a report can hang until its
+        // timeout, and snapshots must keep being taken meanwhile. Cutting
+        // the drain short is safe: an entry leaves the spool only after its
+        // ack, and a resend of an acknowledged one is acked as duplicate.
+        let budget = next_collect
+            .saturating_duration_since(Instant::now())
+            .max(MIN_DRAIN_BUDGET);
+        let drained = match tokio::time::timeout(
+            budget,
+            agent.reporter.drain(&agent.spool, &mut agent.state),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                agent.reporter.reset();
+                Err(DeliverError::TimedOut(budget))
+            }
+        };
+        match drained {
             Ok(_) => {
                 agent.after_delivery();
                 backoff = Duration::from_secs(1);
@@ -322,6 +366,48 @@ mod tests {
                 "{j:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_cannot_be_spooled_is_counted_and_the_agent_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        driftwatch_common::pki::init(&d.path().join("pki"), &["localhost".into()]).unwrap();
+        let cfg = RunConfig {
+            collector: "https://127.0.0.1:1".into(),
+            ca: d.path().join("pki/ca.pem"),
+            identity: IdentitySource::Files {
+                cert: d.path().join("pki/admin.pem"),
+                key: d.path().join("pki/admin-key.pem"),
+            },
+            state_dir: d.path().join("state"),
+            root: "/".into(),
+            interval: DEFAULT_INTERVAL,
+            labels: vec![],
+            sections: vec!["host".into()],
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            full_refresh: DEFAULT_FULL_REFRESH,
+        };
+        let mut agent = Agent::open(cfg).await.unwrap();
+        agent.collect_or_count().await;
+        assert_eq!(agent.spool.entries().unwrap().len(), 1);
+        // The spool directory becomes unusable (as a full disk would make
+        // every write fail): the tick counts the loss instead of ending the loop.
+        let spool = d.path().join("state/spool");
+        std::fs::remove_dir_all(&spool).unwrap();
+        std::fs::write(&spool, b"not a directory").unwrap();
+        agent.collect_or_count().await;
+        assert_eq!(agent.state.dropped_unreported(), 1);
+        std::fs::remove_file(&spool).unwrap();
+        std::fs::create_dir(&spool).unwrap();
+        agent.collect_or_count().await;
+        let e = agent.spool.entries().unwrap();
+        assert_eq!(e.len(), 1);
+        let snap = agent.spool.read(&e[0]).unwrap().unwrap();
+        assert_eq!(
+            (snap.seq, snap.spool_dropped),
+            (3, 1),
+            "the loss travels with the next snapshot"
+        );
     }
 
     #[tokio::test]

@@ -137,7 +137,13 @@ impl Collector {
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // Per connection: 64 open streams, of which 32 in flight (the
+            // rest wait), bounded headers, and a cap on streams a client
+            // opens and resets at once (the HTTP/2 "rapid reset" flood).
             .max_concurrent_streams(Some(64))
+            .concurrency_limit_per_connection(32)
+            .http2_max_header_list_size(16 * 1024)
+            .http2_max_pending_accept_reset_streams(Some(32))
             .timeout(Duration::from_secs(60))
             .add_service(agent)
             .add_service(admin)

@@ -2,6 +2,8 @@
 //! the real `pki` commands, starts a collector on a free loopback port and
 //! runs the CLI against it. Processes are killed when their guard drops.
 
+pub mod fleet;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -96,7 +98,8 @@ impl CollectorProc {
         Self::start_with(pki, data_dir, port, &[])
     }
 
-    /// With extra `serve` flags (e.g. `--policy FILE`).
+    /// Like [`CollectorProc::start`], with extra `serve` arguments (e.g.
+    /// `--config FILE` for limits).
     pub fn start_with(
         pki: &Pki,
         data_dir: &Path,

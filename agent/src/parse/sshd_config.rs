@@ -210,6 +210,19 @@ fn walk(
                         ));
                         continue;
                     }
+                    // Checked before loading, too: past the bound, every
+                    // further Include line would still read (and discard)
+                    // its files, and a self-including file with many
+                    // Include lines made that tens of thousands of reads
+                    // (found by fuzz_sshd_config running slowly).
+                    if s.config_files.len() >= MAX_CONFIG_FILES {
+                        s.problems.push(problem(
+                            path,
+                            line,
+                            format!("more than {MAX_CONFIG_FILES} config files included; Include {abs} not read"),
+                        ));
+                        continue;
+                    }
                     for f in load(&abs) {
                         if s.config_files.len() >= MAX_CONFIG_FILES {
                             s.problems.push(problem(

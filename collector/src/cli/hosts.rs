@@ -31,6 +31,7 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
         "OS",
         "LABELS",
         "LAST SEEN",
+        "DROPPED",
         "SECTIONS",
     ]);
     for h in &resp.hosts {
@@ -40,6 +41,12 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
             h.os.clone(),
             labels(h),
             format_age(h.last_seen_ms, now),
+            // Snapshots the agent's spool had to drop: a gap in history.
+            if h.spool_dropped_total > 0 {
+                format!("! {}", h.spool_dropped_total)
+            } else {
+                "0".into()
+            },
             sections(h),
         ]);
     }

@@ -109,7 +109,12 @@ impl Agent for AgentService {
             if matches!(outcome, PutOutcome::Stored { .. }) && crate::keyindex::ssh_keys_body(&snapshot).is_some() {
                 self.state.keys.write().expect("not poisoned").update(&host_id, &snapshot);
             }
-            debug!(seq, ?outcome, "report stored");
+            // Fixed field values: tests and log pipelines match on them.
+            let (stored, changed) = match outcome {
+                PutOutcome::Stored { changed } => ("stored", changed),
+                _ => ("duplicate", false),
+            };
+            debug!(seq, outcome = stored, changed, "report stored");
             Ok(Response::new(ReportAck { seq, duplicate: outcome == PutOutcome::Duplicate, need_full: vec![] }))
         }
         .instrument(span)

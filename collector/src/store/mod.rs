@@ -3,6 +3,7 @@
 
 mod drift_store;
 mod durable;
+mod fsync;
 mod reports;
 mod sled_store;
 mod sweeps;

@@ -185,8 +185,11 @@ impl Store for SledStore {
                 let entry = entry.map_err(|e| io(&blobs, e))?;
                 let name = entry.file_name();
                 if !synced.contains(&name) {
-                    self.fsync_path(&entry.path())?;
                     new_files = true;
+                    let path = entry.path();
+                    if !super::fsync::sync_if_present(&path).map_err(|e| io(&path, e))? {
+                        continue;
+                    }
                 }
                 present.insert(name);
             }

@@ -286,3 +286,30 @@ fn match_user_criteria() {
     assert!(!m("Address 10.0.0.0/8 User alice", "bob"));
     assert!(m("User", "x"));
 }
+
+#[test]
+fn a_self_including_file_with_many_include_lines_reads_a_bounded_number_of_files() {
+    let text = "Include /etc/ssh/loop.conf\n".repeat(50);
+    let mut loads = 0;
+    let mut load = |p: &str| {
+        loads += 1;
+        vec![Loaded {
+            path: p.to_string(),
+            text: Ok(text.clone()),
+            note: None,
+        }]
+    };
+    let s = evaluate("/etc/ssh/sshd_config", &text, &mut load);
+    assert_eq!(s.config_files.len(), MAX_CONFIG_FILES);
+    assert!(
+        loads < MAX_CONFIG_FILES,
+        "{loads} loads for {MAX_CONFIG_FILES} files"
+    );
+    assert!(
+        s.problems
+            .iter()
+            .any(|p| p.reason.contains("config files included")),
+        "{:?}",
+        s.problems.first()
+    );
+}
