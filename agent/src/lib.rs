@@ -1,11 +1,13 @@
 //! driftwatch agent: collects what a Linux server runs and reports it to the
 //! collector. The binary in `src/bin` is a thin layer over this library.
 
+pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod hostfs;
 pub mod identity;
+pub mod metrics;
 pub mod parse;
 pub mod report;
 pub mod run;

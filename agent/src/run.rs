@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::collect::{Collectors, Context};
 use crate::hostfs::HostFs;
 use crate::identity::{Identity, IdentityDir, IdentityError, TokenSource};
+use crate::metrics::AgentMetrics;
 use crate::report::{DeliverError, Reporter};
 use crate::spool::{Spool, SpoolError};
 use crate::state::{StateDir, StateError};
@@ -34,6 +35,8 @@ pub struct RunConfig {
     pub labels: Vec<(String, String)>,
     pub sections: Vec<String>,
     pub spool_max_bytes: u64,
+    /// Plain-HTTP `/metrics` listener; none unless asked for.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Where the host certificate comes from.
@@ -56,6 +59,11 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(
         "snapshot {seq} was not acknowledged: {cause}; it stays in the spool ({spool}) and the next run sends it"
     )]
@@ -97,6 +105,7 @@ struct Agent {
     spool: Spool,
     reporter: Reporter,
     collectors: Option<Collectors>,
+    metrics: Option<AgentMetrics>,
 }
 
 /// Resolves the identity before anything else touches the state dir: a
@@ -140,6 +149,7 @@ impl Agent {
             spool,
             reporter,
             collectors: Some(collectors),
+            metrics: None,
         })
     }
 
@@ -182,6 +192,9 @@ impl Agent {
         snap.seq = self.state.next_seq()?;
         snap.spool_dropped = self.state.dropped_unreported();
         let dropped = self.spool.push(&snap)?;
+        if let Some(m) = &self.metrics {
+            m.collected(&snap);
+        }
         if dropped > 0 {
             warn!(
                 dropped,
@@ -220,6 +233,22 @@ pub async fn run_forever(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
     let mut agent = Agent::open(cfg).await?;
+    // Dropped when this function returns, which stops the metrics server.
+    let (_metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = agent.cfg.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Metrics { addr, source })?;
+        let m = AgentMetrics::new(agent.spool.clone());
+        tokio::spawn(driftwatch_common::metrics::http::serve(
+            listener,
+            m.registry.clone(),
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ));
+        agent.metrics = Some(m);
+    }
     let interval = agent.cfg.interval;
     let commands = tokio::spawn(crate::commands::hold_stream(
         agent.cfg.collector.clone(),
@@ -249,10 +278,16 @@ pub async fn run_forever(
         }
         match agent.reporter.drain(&agent.spool, &mut agent.state).await {
             Ok(_) => {
+                if let Some(m) = &agent.metrics {
+                    m.deliveries.inc(&["ok"]);
+                }
                 backoff = Duration::from_secs(1);
                 next_drain = None;
             }
             Err(e) => {
+                if let Some(m) = &agent.metrics {
+                    m.deliveries.inc(&["failed"]);
+                }
                 let wait = jittered(backoff);
                 warn!(error = %e, retry_in_s = wait.as_secs_f64(), "delivery failed; snapshots stay spooled");
                 next_drain = Some(Instant::now() + wait);
@@ -300,6 +335,7 @@ mod tests {
             labels: vec![],
             sections: vec!["host".into()],
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            metrics_listen: None,
         };
         let err = run_once(cfg.clone()).await.unwrap_err().to_string();
         assert!(

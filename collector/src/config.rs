@@ -9,6 +9,7 @@ use std::time::Duration;
 use driftwatch_common::time::parse_duration;
 use serde::Deserialize;
 
+use crate::metrics::{DEFAULT_GONE_AFTER, DEFAULT_STALE_AFTER, Freshness};
 use crate::server::{DEFAULT_MAX_MESSAGE_BYTES, ServeConfig};
 use crate::tls_incoming::Limits;
 
@@ -19,6 +20,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 /// listen = "0.0.0.0:7443"
 /// data_dir = "/var/lib/driftwatch/collector"
 /// pki_dir = "/etc/driftwatch/pki"
+/// metrics_listen = "127.0.0.1:9464"   # plain HTTP GET /metrics; off when absent
+/// stale_after = "5m"                  # host not seen for this long: stale
+/// gone_after = "24h"                  # ... and for this long: gone
 /// [limits]
 /// handshake_timeout = "10s"
 /// max_connections = 50000
@@ -30,6 +34,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
+    pub stale_after: Option<String>,
+    pub gone_after: Option<String>,
     #[serde(default)]
     pub limits: LimitsConfig,
     pub shutdown_grace: Option<String>,
@@ -50,6 +57,16 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
+}
+
+fn socket_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{what} address {s:?} is not HOST:PORT (e.g. 0.0.0.0:7443)"))
+}
+
+fn duration_or(s: Option<&str>, default: Duration) -> Result<Duration, String> {
+    Ok(s.map(parse_duration).transpose()?.unwrap_or(default))
 }
 
 pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> {
@@ -57,9 +74,19 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         .listen
         .or(file.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.into());
-    let listen: SocketAddr = listen_s
-        .parse()
-        .map_err(|_| format!("listen address {listen_s:?} is not HOST:PORT (e.g. 0.0.0.0:7443)"))?;
+    let listen = socket_addr("listen", &listen_s)?;
+    let metrics_listen = flags
+        .metrics_listen
+        .or(file.metrics_listen)
+        .map(|s| socket_addr("metrics_listen", &s))
+        .transpose()?;
+    let freshness = Freshness {
+        stale_after: duration_or(file.stale_after.as_deref(), DEFAULT_STALE_AFTER)?,
+        gone_after: duration_or(file.gone_after.as_deref(), DEFAULT_GONE_AFTER)?,
+    };
+    if freshness.gone_after <= freshness.stale_after {
+        return Err("gone_after must be longer than stale_after".into());
+    }
     let data_dir = flags
         .data_dir
         .or(file.data_dir)
@@ -82,6 +109,8 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
     };
     Ok(ServeConfig {
         listen,
+        metrics_listen,
+        freshness,
         data_dir,
         pki_dir,
         limits,
@@ -118,5 +147,25 @@ mod tests {
         let e = build(FileConfig::default(), Overrides::default()).unwrap_err();
         assert!(e.contains("--data-dir"), "{e}");
         assert!(driftwatch_common::config::parse_toml::<FileConfig>("lissen = 1").is_err());
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.freshness.stale_after, DEFAULT_STALE_AFTER);
+    }
+
+    #[test]
+    fn metrics_and_freshness_settings() {
+        let file: FileConfig = driftwatch_common::config::parse_toml(
+            "data_dir = \"/d\"\npki_dir = \"/p\"\nmetrics_listen = \"127.0.0.1:9464\"\nstale_after = \"90s\"\n",
+        )
+        .unwrap();
+        let c = build(file, Overrides::default()).unwrap();
+        assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9464));
+        assert_eq!(c.freshness.stale_after, Duration::from_secs(90));
+        assert_eq!(c.freshness.gone_after, DEFAULT_GONE_AFTER);
+        let bad: FileConfig = driftwatch_common::config::parse_toml(
+            "data_dir = \"/d\"\npki_dir = \"/p\"\nstale_after = \"2d\"\n",
+        )
+        .unwrap();
+        let e = build(bad, Overrides::default()).unwrap_err();
+        assert!(e.contains("gone_after"), "{e}");
     }
 }

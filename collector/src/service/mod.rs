@@ -12,6 +12,7 @@ use tonic::Request;
 
 use crate::auth;
 use crate::error::ServiceError;
+use crate::metrics::CollectorMetrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
@@ -31,6 +32,7 @@ pub struct State {
     pub streams: Arc<Streams>,
     pub enroll_limit: Arc<RateLimiter>,
     pub enrolled_validity_days: i64,
+    pub metrics: CollectorMetrics,
 }
 
 impl State {
@@ -50,6 +52,7 @@ impl State {
             streams: Arc::new(Streams::default()),
             enroll_limit: Arc::new(RateLimiter::new(30, 10)),
             enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
+            metrics: CollectorMetrics::detached(),
         })
     }
 
