@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod prom;
+
 /// A built binary of this workspace (`target/<profile>/<name>`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -83,7 +85,8 @@ pub struct CollectorProc {
     pub log: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -93,6 +96,16 @@ fn free_port() -> u16 {
 
 impl CollectorProc {
     pub fn start(pki: &Pki, data_dir: &Path, port: Option<u16>) -> CollectorProc {
+        Self::start_with(pki, data_dir, port, &[])
+    }
+
+    /// `start` with extra `serve` flags (e.g. `--metrics-listen`).
+    pub fn start_with(
+        pki: &Pki,
+        data_dir: &Path,
+        port: Option<u16>,
+        extra: &[&str],
+    ) -> CollectorProc {
         let port = port.unwrap_or_else(free_port);
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = Command::new(bin("driftwatch-collector"))
@@ -105,6 +118,7 @@ impl CollectorProc {
             .arg(data_dir)
             .arg("--pki-dir")
             .arg(&pki.dir)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -34,7 +34,8 @@ fn main() -> Result<()> {
 /// as git does: a single page listing nested flags would be unreadable.
 fn man_pages(cmd: Command, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    clap_mangen::generate_to(cmd, dir).with_context(|| format!("writing man pages to {}", dir.display()))?;
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("writing man pages to {}", dir.display()))?;
     Ok(())
 }
 
