@@ -9,11 +9,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// Label pairs, sorted by name.
+pub type Labels = Vec<(String, String)>;
+
 /// One series: name and sorted labels.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Series {
     pub name: String,
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
 }
 
 #[derive(Debug, Default)]
@@ -65,7 +68,7 @@ fn parse_value(s: &str) -> Result<f64, String> {
 }
 
 /// `{a="x",b="y"}` → pairs; returns the rest of the line after `}`.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut out = Vec::new();
     let mut rest = s;
     loop {
@@ -221,7 +224,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
 fn check_histograms(e: &Exposition) -> Result<(), String> {
     for (name, _) in e.types.iter().filter(|(_, t)| *t == "histogram") {
         // group buckets by their labels without `le`
-        let mut groups: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for (s, v) in &e.samples {
             if s.name != format!("{name}_bucket") {
                 continue;
