@@ -92,7 +92,7 @@ fn collector_metrics_listener_comes_from_the_config_file_too() {
     let cfg = tmp.path().join("collector.toml");
     std::fs::write(
         &cfg,
-        format!("metrics_listen = \"{maddr}\"\nstale_after = \"1s\"\ngone_after = \"1h\"\n"),
+        format!("metrics_listen = \"{maddr}\"\nstale_after = \"3s\"\ngone_after = \"1h\"\n"),
     )
     .unwrap();
     let c = CollectorProc::start_with(
@@ -112,11 +112,18 @@ fn collector_metrics_listener_comes_from_the_config_file_too() {
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(hosts(&scrape(&maddr), "fresh"), 1.0);
-    // stale_after = 1s from the file: the host turns stale without reports.
-    std::thread::sleep(Duration::from_millis(1200));
-    let e = scrape(&maddr);
+    // stale_after = 3s from the file: the host turns stale without reports.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let e = loop {
+        let e = scrape(&maddr);
+        if hosts(&e, "stale") == 1.0 || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert_eq!(hosts(&e, "stale"), 1.0);
     assert_eq!(hosts(&e, "fresh"), 0.0);
+    assert_eq!(hosts(&e, "gone"), 0.0);
 }
 
 #[test]
