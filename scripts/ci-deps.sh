@@ -7,12 +7,19 @@
 #   ldd            (libc-bin) lists what deploy/docker/build-images.sh copies
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
+#   systemd-analyze  `verify` of the shipped units (systemd; nothing is started)
+#   dpkg-deb       reading the built .deb packages (dpkg, on every Debian)
+#   packer         `packer validate` of deploy/packer (Debian's packer, 1.6)
+# cargo-deb is installed by scripts/build-debs, the one place that uses it.
 set -euo pipefail
 need=()
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v ldd >/dev/null 2>&1 || need+=(libc-bin)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v packer >/dev/null 2>&1 || need+=(packer)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci-deps: installing ${need[*]}" >&2
   apt-get update -qq

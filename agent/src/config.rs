@@ -11,6 +11,7 @@
 //! spool_max_bytes = 67108864
 //! sections = ["host", "processes"]   # default: all
 //! enroll_token_file = "/etc/driftwatch/enroll-token"  # instead of cert/key
+//! metrics_listen = "127.0.0.1:9465"   # plain HTTP GET /metrics; off when absent
 //! [labels]
 //! group = "web"
 //! ```
@@ -38,6 +39,7 @@ pub struct FileConfig {
     /// holds no identity yet, or the machine facts changed.
     pub enroll_token: Option<String>,
     pub enroll_token_file: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }

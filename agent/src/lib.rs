@@ -2,12 +2,14 @@
 //! collector. The binary in `src/bin` is a thin layer over this library.
 
 pub mod baseline;
+pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod fuzz;
 pub mod hostfs;
 pub mod identity;
+pub mod metrics;
 pub mod parse;
 pub mod report;
 pub mod run;

@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 use crate::collect::{Collectors, Context};
 use crate::hostfs::HostFs;
 use crate::identity::{Identity, IdentityDir, IdentityError, TokenSource};
+use crate::metrics::AgentMetrics;
 use crate::report::{DeliverError, Reporter};
 use crate::spool::{Spool, SpoolError};
 use crate::state::{StateDir, StateError};
@@ -38,6 +39,8 @@ pub struct RunConfig {
     pub spool_max_bytes: u64,
     /// Unchanged sections still travel in full this often (volatile values).
     pub full_refresh: Duration,
+    /// Plain-HTTP `/metrics` listener; none unless asked for.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(900);
@@ -64,6 +67,11 @@ pub enum RunError {
     Spool(#[from] SpoolError),
     #[error(transparent)]
     Refused(DeliverError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(
         "snapshot {seq} was not acknowledged: {cause}; it stays in the spool ({spool}) and the next run sends it"
     )]
@@ -107,6 +115,7 @@ struct Agent {
     collectors: Option<Collectors>,
     /// The image's bake-time baseline, and whether it still needs uploading.
     baseline: Option<(Baseline, bool)>,
+    metrics: Option<AgentMetrics>,
 }
 
 /// Resolves the identity before anything else touches the state dir: a
@@ -156,6 +165,7 @@ impl Agent {
             reporter,
             collectors: Some(collectors),
             baseline,
+            metrics: None,
         })
     }
 
@@ -222,6 +232,9 @@ impl Agent {
         }
         snap.spool_dropped = self.state.dropped_unreported();
         let dropped = self.spool.push(&snap)?;
+        if let Some(m) = &self.metrics {
+            m.collected(&snap);
+        }
         if dropped > 0 {
             warn!(
                 dropped,
@@ -282,6 +295,22 @@ pub async fn run_forever(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
     let mut agent = Agent::open(cfg).await?;
+    // Dropped when this function returns, which stops the metrics server.
+    let (_metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = agent.cfg.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Metrics { addr, source })?;
+        let m = AgentMetrics::new(agent.spool.clone());
+        tokio::spawn(driftwatch_common::metrics::http::serve(
+            listener,
+            m.registry.clone(),
+            async {
+                let _ = metrics_stopped.await;
+            },
+        ));
+        agent.metrics = Some(m);
+    }
     let interval = agent.cfg.interval;
     // A sweep that changed key files asks for a snapshot at once.
     let (collect_now, mut collect_requests) = tokio::sync::mpsc::channel::<()>(1);
@@ -335,10 +364,16 @@ pub async fn run_forever(
         match drained {
             Ok(_) => {
                 agent.after_delivery();
+                if let Some(m) = &agent.metrics {
+                    m.deliveries.inc(&["ok"]);
+                }
                 backoff = Duration::from_secs(1);
                 next_drain = None;
             }
             Err(e) => {
+                if let Some(m) = &agent.metrics {
+                    m.deliveries.inc(&["failed"]);
+                }
                 let wait = jittered(backoff);
                 warn!(error = %e, retry_in_s = wait.as_secs_f64(), "delivery failed; snapshots stay spooled");
                 next_drain = Some(Instant::now() + wait);
@@ -385,6 +420,7 @@ mod tests {
             labels: vec![],
             sections: vec!["host".into()],
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            metrics_listen: None,
             full_refresh: DEFAULT_FULL_REFRESH,
         };
         let mut agent = Agent::open(cfg).await.unwrap();
@@ -429,6 +465,7 @@ mod tests {
             sections: vec!["host".into()],
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             full_refresh: DEFAULT_FULL_REFRESH,
+            metrics_listen: None,
         };
         let err = run_once(cfg.clone()).await.unwrap_err().to_string();
         assert!(

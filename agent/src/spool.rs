@@ -25,6 +25,7 @@ pub enum SpoolError {
     State(#[from] StateError),
 }
 
+#[derive(Clone)]
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,

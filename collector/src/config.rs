@@ -19,6 +19,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 /// listen = "0.0.0.0:7443"
 /// data_dir = "/var/lib/driftwatch/collector"
 /// pki_dir = "/etc/driftwatch/pki"
+/// metrics_listen = "127.0.0.1:9464"   # plain HTTP GET /metrics; off when absent
+/// stale_after = "5m"    # stale without a report this long [default: 3 report intervals]
+/// gone_after = "24h"    # gone (and out of peer statistics) [default: 24h]
 /// [limits]
 /// handshake_timeout = "10s"
 /// max_connections = 50000
@@ -30,6 +33,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
+    pub stale_after: Option<String>,
+    pub gone_after: Option<String>,
     #[serde(default)]
     pub limits: LimitsConfig,
     pub shutdown_grace: Option<String>,
@@ -52,10 +58,8 @@ pub struct DriftConfig {
     pub missing_at_least_percent: Option<f64>,
     /// Smallest group compared [default: 3].
     pub min_group: Option<usize>,
-    /// Stale after this many report intervals [default: 3].
+    /// Stale after this many report intervals, unless `stale_after` is set [default: 3].
     pub stale_intervals: Option<u64>,
-    /// Gone after this long, e.g. "24h" [default: 24h].
-    pub gone_after: Option<String>,
     /// How often findings are evaluated [default: 30s].
     pub interval: Option<String>,
 }
@@ -76,6 +80,16 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
     pub policy: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
+}
+
+fn socket_addr(what: &str, s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{what} address {s:?} is not HOST:PORT (e.g. 0.0.0.0:7443)"))
+}
+
+fn duration_or(s: Option<&str>, default: Duration) -> Result<Duration, String> {
+    Ok(s.map(parse_duration).transpose()?.unwrap_or(default))
 }
 
 pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> {
@@ -83,9 +97,23 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         .listen
         .or(file.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.into());
-    let listen: SocketAddr = listen_s
-        .parse()
-        .map_err(|_| format!("listen address {listen_s:?} is not HOST:PORT (e.g. 0.0.0.0:7443)"))?;
+    let listen = socket_addr("listen", &listen_s)?;
+    let metrics_listen = flags
+        .metrics_listen
+        .or(file.metrics_listen)
+        .map(|s| socket_addr("metrics_listen", &s))
+        .transpose()?;
+    let stale_after_ms = file
+        .stale_after
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?
+        .map(|d| d.as_millis() as i64);
+    let gone_after_ms =
+        duration_or(file.gone_after.as_deref(), Duration::from_secs(24 * 3600))?.as_millis() as i64;
+    if stale_after_ms.is_some_and(|s| s >= gone_after_ms) {
+        return Err("gone_after must be longer than stale_after".into());
+    }
     let data_dir = flags
         .data_dir
         .or(file.data_dir)
@@ -110,10 +138,8 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         missing_at_least: pct(dc.missing_at_least_percent, "missing_at_least_percent")?,
         min_group: dc.min_group.unwrap_or(dd.min_group).max(2),
         stale_intervals: dc.stale_intervals.unwrap_or(dd.stale_intervals).max(1),
-        gone_after_ms: match &dc.gone_after {
-            Some(g) => parse_duration(g)?.as_millis() as i64,
-            None => dd.gone_after_ms,
-        },
+        stale_after_ms,
+        gone_after_ms,
     };
     let drift_interval = dc
         .interval
@@ -141,6 +167,7 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
     };
     Ok(ServeConfig {
         listen,
+        metrics_listen,
         data_dir,
         pki_dir,
         limits,
@@ -181,5 +208,25 @@ mod tests {
         let e = build(FileConfig::default(), Overrides::default()).unwrap_err();
         assert!(e.contains("--data-dir"), "{e}");
         assert!(driftwatch_common::config::parse_toml::<FileConfig>("lissen = 1").is_err());
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.drift.stale_after_ms, None, "by default: report intervals");
+    }
+
+    #[test]
+    fn metrics_and_freshness_settings() {
+        let file: FileConfig = driftwatch_common::config::parse_toml(
+            "data_dir = \"/d\"\npki_dir = \"/p\"\nmetrics_listen = \"127.0.0.1:9464\"\nstale_after = \"90s\"\n",
+        )
+        .unwrap();
+        let c = build(file, Overrides::default()).unwrap();
+        assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9464));
+        assert_eq!(c.drift.stale_after_ms, Some(90_000));
+        assert_eq!(c.drift.gone_after_ms, 24 * 3_600_000);
+        let bad: FileConfig = driftwatch_common::config::parse_toml(
+            "data_dir = \"/d\"\npki_dir = \"/p\"\nstale_after = \"2d\"\n",
+        )
+        .unwrap();
+        let e = build(bad, Overrides::default()).unwrap_err();
+        assert!(e.contains("gone_after"), "{e}");
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use driftwatch_common::metrics;
 use driftwatch_common::pki;
 use driftwatch_common::proto::admin_server::AdminServer;
 use driftwatch_common::proto::agent_server::AgentServer;
@@ -28,6 +29,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// Plain-HTTP `/metrics` listener; none unless configured.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub pki_dir: PathBuf,
     pub limits: Limits,
@@ -64,6 +67,7 @@ pub enum ServeError {
 pub struct Collector {
     config: ServeConfig,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     tls: Arc<rustls::ServerConfig>,
     state: State,
 }
@@ -100,17 +104,34 @@ impl Collector {
         })?;
         let evaluator =
             crate::evaluator::Evaluator::new(config.drift.clone(), config.policy.clone());
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let state = State::new(store, ca, evaluator)?;
+        state.metrics.attach(&state);
         Ok(Collector {
             state,
             config,
             listener,
+            metrics_listener,
             tls,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound socket")
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound socket"))
     }
 
     /// Serves until `shutdown` resolves, then drains for at most
@@ -133,6 +154,13 @@ impl Collector {
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(l) = self.metrics_listener {
+            let registry = self.state.metrics.registry.clone();
+            tokio::spawn(metrics::http::serve(l, registry, async {
+                let _ = metrics_stopped.await;
+            }));
+        }
         let grace = self.config.shutdown_grace;
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -169,6 +197,7 @@ impl Collector {
             }
         }
         background.abort();
+        drop(metrics_stop);
         let store = self.state.store.clone();
         tokio::task::spawn_blocking(move || store.sync())
             .await

@@ -56,6 +56,16 @@ impl Streams {
             .is_some_and(|(_, tx)| tx.try_send(Ok(cmd)).is_ok())
     }
 
+    /// How many hosts have at least one open stream.
+    pub fn connected_hosts(&self) -> usize {
+        self.open
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .filter(|v| v.iter().any(|(_, tx)| !tx.is_closed()))
+            .count()
+    }
+
     /// Ends every open stream of `host` with `status`; returns how many.
     pub fn close(&self, host: &str, status: Status) -> u32 {
         let senders = self

@@ -1,11 +1,13 @@
 //! Pieces shared by the driftwatch agent, collector and CLI: the identity
 //! model, PKI issuance, TLS configuration, config-file loading, logging and
-//! snapshot helpers. Nothing here does network IO of its own.
+//! snapshot helpers, Prometheus metrics. Nothing here does network IO of its
+//! own except `metrics::http`, the scrape endpoint both daemons serve.
 
 pub mod client;
 pub mod config;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod pki;
 pub mod snapshot;
 pub mod stable;

@@ -38,8 +38,11 @@ pub struct Settings {
     pub missing_at_least: Option<f64>,
     /// Smaller groups are not compared: two hosts cannot outvote each other.
     pub min_group: usize,
-    /// Stale after this many report intervals without a report.
+    /// Stale after this many report intervals without a report...
     pub stale_intervals: u64,
+    /// ...or after this long when set (config `stale_after`), whatever the
+    /// interval.
+    pub stale_after_ms: Option<i64>,
     /// Gone (and out of peer statistics) after this long.
     pub gone_after_ms: i64,
 }
@@ -52,6 +55,7 @@ impl Default for Settings {
             missing_at_least: None,
             min_group: 3,
             stale_intervals: 3,
+            stale_after_ms: None,
             gone_after_ms: 24 * 3_600_000,
         }
     }
@@ -67,12 +71,16 @@ pub fn host_state(h: &HostSummary, s: &Settings, now_ms: i64) -> &'static str {
     if h.revoked_ms > 0 {
         return "revoked";
     }
-    let age = now_ms - h.last_seen_ms;
+    // A host that enrolled but never reported is judged from its enrollment.
+    let seen = h.last_seen_ms.max(h.enrolled_ms).max(h.first_seen_ms);
+    let age = now_ms - seen;
     let interval_ms = (h.interval_s.max(1) * 1000) as i64;
-    // A never-reporting enrolled host is judged from its enrollment.
+    let stale_after = s
+        .stale_after_ms
+        .unwrap_or((s.stale_intervals as i64 * interval_ms).max(30_000));
     if age >= s.gone_after_ms {
         "gone"
-    } else if age > (s.stale_intervals as i64 * interval_ms).max(30_000) {
+    } else if age > stale_after {
         "stale"
     } else {
         "fresh"

@@ -9,6 +9,7 @@ use driftwatch_common::proto::{
     RenewResponse, ReportAck, ReportRequest,
 };
 use driftwatch_common::time::now_ms;
+use prost::Message;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -17,6 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::State;
+use crate::auth;
 use crate::error::ServiceError;
 use crate::store::PutOutcome;
 use crate::tls_incoming::PeerInfo;
@@ -54,9 +56,9 @@ fn not_after_ms(days: i64) -> i64 {
     now_ms() + days * 86_400_000
 }
 
-#[tonic::async_trait]
-impl Agent for AgentService {
-    async fn report(&self, req: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
+impl AgentService {
+    /// Report without the metrics: authorize, validate, store, wait until durable.
+    async fn store_report(&self, req: Request<ReportRequest>) -> Result<ReportAck, ServiceError> {
         let host_id = self.state.require_live_host(&req)?;
         let span = info_span!("rpc", method = "Report", host = %host_id);
         async move {
@@ -65,7 +67,7 @@ impl Agent for AgentService {
                 .snapshot
                 .ok_or_else(|| ServiceError::InvalidArgument("report carries no snapshot".into()))?;
             if snapshot.seq == 0 {
-                return Err(ServiceError::InvalidArgument("snapshot seq must start at 1".into()).into());
+                return Err(ServiceError::InvalidArgument("snapshot seq must start at 1".into()));
             }
             // Identity comes from the certificate, never from the message;
             // a message that claims another host is refused outright.
@@ -73,8 +75,7 @@ impl Agent for AgentService {
                 return Err(ServiceError::PermissionDenied(format!(
                     "certificate is for host {host_id} but the snapshot claims host {}: an agent reports only as itself",
                     snapshot.host_id
-                ))
-                .into());
+                )));
             }
             snapshot.host_id = host_id.clone();
             let seq = snapshot.seq;
@@ -88,7 +89,7 @@ impl Agent for AgentService {
                 .await?;
             if let PutOutcome::NeedFull(need_full) = outcome {
                 debug!(seq, ?need_full, "asking for full sections");
-                return Ok(Response::new(ReportAck { seq, duplicate: false, need_full }));
+                return Ok(ReportAck { seq, duplicate: false, need_full });
             }
             if let Some(mut b) = image_baseline {
                 if b.image_id.is_empty() || driftwatch_common::identity::validate_name(&b.image_id).is_err() {
@@ -115,10 +116,40 @@ impl Agent for AgentService {
                 _ => ("duplicate", false),
             };
             debug!(seq, outcome = stored, changed, "report stored");
-            Ok(Response::new(ReportAck { seq, duplicate: outcome == PutOutcome::Duplicate, need_full: vec![] }))
+            Ok(ReportAck { seq, duplicate: outcome == PutOutcome::Duplicate, need_full: vec![] })
         }
         .instrument(span)
         .await
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn report(&self, req: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
+        let started = std::time::Instant::now();
+        let bytes = req.get_ref().encoded_len() as f64;
+        let revoked = auth::require_host(&req).is_ok_and(|h| self.state.is_revoked(&h));
+        let m = &self.state.metrics;
+        match self.store_report(req).await {
+            Ok(ack) => {
+                let outcome = if !ack.need_full.is_empty() {
+                    "need_full"
+                } else if ack.duplicate {
+                    "duplicate"
+                } else {
+                    "new"
+                };
+                m.reports_received.inc(&[outcome]);
+                m.report_bytes.inc_by(&[], bytes);
+                m.report_seconds
+                    .observe(&[], started.elapsed().as_secs_f64());
+                Ok(Response::new(ack))
+            }
+            Err(e) => {
+                m.rejected(&e, revoked);
+                Err(e.into())
+            }
+        }
     }
 
     async fn enroll(
@@ -176,6 +207,7 @@ impl Agent for AgentService {
             };
             self.state.blocking(move |s| s.enroll_host(&host)).await?;
             self.state.durable().await?;
+            self.state.metrics.enrollments.inc(&[]);
             info!(host = %host_id, token = %record.id, group = %record.group, previous = %previous, "host enrolled");
             Ok(Response::new(EnrollResponse {
                 host_id,

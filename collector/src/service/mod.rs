@@ -16,6 +16,7 @@ use crate::auth;
 use crate::error::ServiceError;
 use crate::evaluator::Evaluator;
 use crate::keyindex::KeyIndex;
+use crate::metrics::CollectorMetrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
@@ -38,6 +39,7 @@ pub struct State {
     pub evaluator: Arc<Evaluator>,
     /// Where every key is, from the latest snapshots (`keys find`).
     pub keys: Arc<RwLock<KeyIndex>>,
+    pub metrics: CollectorMetrics,
 }
 
 impl State {
@@ -64,6 +66,7 @@ impl State {
             enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),
+            metrics: CollectorMetrics::detached(),
         })
     }
 

@@ -1,0 +1,199 @@
+//! Prometheus `/metrics` of the collector and the agent, end to end: real
+//! binaries, real TLS, scraped over plain HTTP and parsed strictly.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use driftwatch_tests::prom::{Exposition, http_get, parse, scrape};
+use driftwatch_tests::*;
+
+const RECEIVED: &str = "driftwatch_collector_reports_received_total";
+const REJECTED: &str = "driftwatch_collector_reports_rejected_total";
+
+fn hosts(e: &Exposition, state: &str) -> f64 {
+    e.value("driftwatch_collector_hosts", &[("state", state)])
+}
+
+#[test]
+fn collector_metrics_move_when_agents_report_and_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let c = CollectorProc::start_with(
+        &pki,
+        &tmp.path().join("data"),
+        None,
+        &["--metrics-listen", &maddr],
+    );
+
+    let before = scrape(&maddr);
+    assert_eq!(before.value(RECEIVED, &[("outcome", "new")]), 0.0);
+    assert_eq!(before.value(REJECTED, &[("reason", "revoked")]), 0.0);
+    assert_eq!(hosts(&before, "fresh"), 0.0);
+    assert_eq!(
+        before.value("driftwatch_collector_report_bytes_total", &[]),
+        0.0
+    );
+
+    let (cert, key) = pki.issue_host("web-01", &tmp.path().join("web-01"));
+    let state = tmp.path().join("state");
+    for _ in 0..2 {
+        let out = agent_once(
+            &c.url,
+            &pki.ca(),
+            &cert,
+            &key,
+            &state,
+            &["--section", "host"],
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+
+    let after = scrape(&maddr);
+    assert_eq!(after.value(RECEIVED, &[("outcome", "new")]), 2.0);
+    assert_eq!(after.value(RECEIVED, &[("outcome", "duplicate")]), 0.0);
+    assert!(after.value("driftwatch_collector_report_bytes_total", &[]) > 100.0);
+    assert_eq!(
+        after.value("driftwatch_collector_report_duration_seconds_count", &[]),
+        2.0
+    );
+    assert!(after.value("driftwatch_collector_report_duration_seconds_sum", &[]) > 0.0);
+    assert_eq!(hosts(&after, "fresh"), 1.0);
+    assert_eq!(hosts(&after, "stale"), 0.0);
+
+    // A revoked host's report is refused and counted under its reason.
+    run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "web-01"]));
+    let out = agent_once(
+        &c.url,
+        &pki.ca(),
+        &cert,
+        &key,
+        &state,
+        &["--section", "host"],
+    );
+    assert!(!out.status.success());
+    let refused = scrape(&maddr);
+    assert_eq!(refused.value(REJECTED, &[("reason", "revoked")]), 1.0);
+    assert_eq!(refused.value(RECEIVED, &[("outcome", "new")]), 2.0);
+    assert_eq!(hosts(&refused, "revoked"), 1.0);
+    assert_eq!(hosts(&refused, "fresh"), 0.0);
+
+    // Only /metrics is served; the gRPC port serves no metrics.
+    let (code, _, _) = http_get(&maddr, "/").unwrap();
+    assert_eq!(code, 404);
+    assert!(c.stop(), "collector did not stop cleanly");
+}
+
+#[test]
+fn collector_metrics_listener_comes_from_the_config_file_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let cfg = tmp.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!("metrics_listen = \"{maddr}\"\nstale_after = \"3s\"\ngone_after = \"1h\"\n"),
+    )
+    .unwrap();
+    let c = CollectorProc::start_with(
+        &pki,
+        &tmp.path().join("data"),
+        None,
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let (cert, key) = pki.issue_host("db-01", &tmp.path().join("db-01"));
+    let out = agent_once(
+        &c.url,
+        &pki.ca(),
+        &cert,
+        &key,
+        &tmp.path().join("state"),
+        &["--section", "host"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(hosts(&scrape(&maddr), "fresh"), 1.0);
+    // stale_after = 3s from the file: the host turns stale without reports.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let e = loop {
+        let e = scrape(&maddr);
+        if hosts(&e, "stale") == 1.0 || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(hosts(&e, "stale"), 1.0);
+    assert_eq!(hosts(&e, "fresh"), 0.0);
+    assert_eq!(hosts(&e, "gone"), 0.0);
+}
+
+#[test]
+fn agent_metrics_report_section_times_deliveries_and_spool_depth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let c = CollectorProc::start(&pki, &tmp.path().join("data"), None);
+    let (cert, key) = pki.issue_host("app-01", &tmp.path().join("app-01"));
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let mut child = agent(&[
+        "run",
+        "--collector",
+        &c.url,
+        "--ca",
+        pki.ca().to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--state-dir",
+        tmp.path().join("state").to_str().unwrap(),
+        "--interval",
+        "1s",
+        "--section",
+        "host",
+        "--section",
+        "packages",
+        "--metrics-listen",
+        &maddr,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let e = loop {
+        if let Ok((200, _, body)) = http_get(&maddr, "/metrics") {
+            let e = parse(&body).unwrap_or_else(|err| panic!("{err}\n{body}"));
+            if e.value("driftwatch_agent_deliveries_total", &[("result", "ok")]) >= 2.0 {
+                break e;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent metrics never showed two deliveries"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(e.value("driftwatch_agent_collections_total", &[]) >= 2.0);
+    for s in ["host", "packages"] {
+        let secs = e.value(
+            "driftwatch_agent_section_collect_seconds",
+            &[("section", s)],
+        );
+        assert!(secs > 0.0 && secs < 30.0, "{s}: {secs}");
+        assert_eq!(
+            e.value("driftwatch_agent_section_errors_total", &[("section", s)]),
+            0.0
+        );
+    }
+    assert!(
+        e.get(
+            "driftwatch_agent_section_collect_seconds",
+            &[("section", "processes")]
+        )
+        .is_none()
+    );
+    // Everything delivered: the spool is empty (depth read at scrape time).
+    assert_eq!(e.value("driftwatch_agent_spool_snapshots", &[]), 0.0);
+    assert!(e.value("driftwatch_agent_last_collect_timestamp_seconds", &[]) > 1.7e9);
+}
