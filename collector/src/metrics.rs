@@ -83,6 +83,20 @@ impl CollectorMetrics {
         );
         let st = state.clone();
         self.registry.gauge_fn(
+            "driftwatch_collector_findings_open",
+            "Open drift findings by severity.",
+            &["severity"],
+            move || findings_by_severity(&st),
+        );
+        let st = state.clone();
+        self.registry.gauge_fn(
+            "driftwatch_collector_sweeps",
+            "Key sweeps by state: running (hosts pending), done (every host done), incomplete (a host failed or expired).",
+            &["state"],
+            move || sweeps_by_state(&st),
+        );
+        let st = state.clone();
+        self.registry.gauge_fn(
             "driftwatch_collector_agent_streams",
             "Hosts with an open command stream (connected agents).",
             &[],
@@ -115,6 +129,54 @@ fn reject_reason(e: &ServiceError) -> &'static str {
         ServiceError::Store(_) => "storage",
         _ => "other",
     }
+}
+
+fn findings_by_severity(state: &State) -> Vec<(Vec<String>, f64)> {
+    let findings = match state.store.findings() {
+        Ok(f) => f,
+        Err(e) => {
+            warn!(error = %e, "metrics: listing findings failed");
+            return vec![];
+        }
+    };
+    crate::drift::SEVERITIES
+        .iter()
+        .map(|sev| {
+            let n = findings
+                .iter()
+                .filter(|f| f.resolved_ms == 0 && f.severity == *sev)
+                .count();
+            (vec![sev.to_string()], n as f64)
+        })
+        .collect()
+}
+
+fn sweeps_by_state(state: &State) -> Vec<(Vec<String>, f64)> {
+    let jobs = match state.store.list_sweeps() {
+        Ok(j) => j,
+        Err(e) => {
+            warn!(error = %e, "metrics: listing sweeps failed");
+            return vec![];
+        }
+    };
+    let now = now_ms();
+    let mut counts = [0u64; 3];
+    for job in jobs {
+        let v = crate::service::sweeps::view(job, now);
+        let i = if v.hosts_pending > 0 {
+            0
+        } else if v.hosts_failed + v.hosts_expired > 0 {
+            2
+        } else {
+            1
+        };
+        counts[i] += 1;
+    }
+    ["running", "done", "incomplete"]
+        .iter()
+        .zip(counts)
+        .map(|(s, n)| (vec![s.to_string()], n as f64))
+        .collect()
 }
 
 fn hosts_by_state(state: &State) -> Vec<(Vec<String>, f64)> {

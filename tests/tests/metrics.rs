@@ -60,6 +60,19 @@ fn collector_metrics_move_when_agents_report_and_are_refused() {
     assert!(after.value("driftwatch_collector_report_duration_seconds_sum", &[]) > 0.0);
     assert_eq!(hosts(&after, "fresh"), 1.0);
     assert_eq!(hosts(&after, "stale"), 0.0);
+    // Scrape-time gauges for findings and sweeps are exposed per label value.
+    for sev in ["info", "low", "medium", "high", "critical"] {
+        assert_eq!(
+            after.value("driftwatch_collector_findings_open", &[("severity", sev)]),
+            0.0
+        );
+    }
+    for st in ["running", "done", "incomplete"] {
+        assert_eq!(
+            after.value("driftwatch_collector_sweeps", &[("state", st)]),
+            0.0
+        );
+    }
 
     // A revoked host's report is refused and counted under its reason.
     run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "web-01"]));
