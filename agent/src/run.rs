@@ -403,26 +403,31 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_snapshot_that_cannot_be_spooled_is_counted_and_the_agent_goes_on() {
-        let d = tempfile::tempdir().unwrap();
-        driftwatch_common::pki::init(&d.path().join("pki"), &["localhost".into()]).unwrap();
-        let cfg = RunConfig {
+    /// A config whose collector (port 1 on loopback) never answers.
+    fn unreachable_collector(d: &std::path::Path) -> RunConfig {
+        driftwatch_common::pki::init(&d.join("pki"), &["localhost".into()]).unwrap();
+        RunConfig {
             collector: "https://127.0.0.1:1".into(),
-            ca: d.path().join("pki/ca.pem"),
+            ca: d.join("pki/ca.pem"),
             identity: IdentitySource::Files {
-                cert: d.path().join("pki/admin.pem"),
-                key: d.path().join("pki/admin-key.pem"),
+                cert: d.join("pki/admin.pem"),
+                key: d.join("pki/admin-key.pem"),
             },
-            state_dir: d.path().join("state"),
+            state_dir: d.join("state"),
             root: "/".into(),
             interval: DEFAULT_INTERVAL,
             labels: vec![],
             sections: vec!["host".into()],
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
-            metrics_listen: None,
             full_refresh: DEFAULT_FULL_REFRESH,
-        };
+            metrics_listen: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_cannot_be_spooled_is_counted_and_the_agent_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = unreachable_collector(d.path());
         let mut agent = Agent::open(cfg).await.unwrap();
         agent.collect_or_count().await;
         assert_eq!(agent.spool.entries().unwrap().len(), 1);
@@ -449,24 +454,7 @@ mod tests {
     #[tokio::test]
     async fn once_without_a_collector_keeps_the_snapshot_and_says_so() {
         let d = tempfile::tempdir().unwrap();
-        driftwatch_common::pki::init(&d.path().join("pki"), &["localhost".into()]).unwrap();
-        let cfg = RunConfig {
-            // Port 1 on loopback: nothing listens.
-            collector: "https://127.0.0.1:1".into(),
-            ca: d.path().join("pki/ca.pem"),
-            identity: IdentitySource::Files {
-                cert: d.path().join("pki/admin.pem"),
-                key: d.path().join("pki/admin-key.pem"),
-            },
-            state_dir: d.path().join("state"),
-            root: "/".into(),
-            interval: DEFAULT_INTERVAL,
-            labels: vec![],
-            sections: vec!["host".into()],
-            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
-            full_refresh: DEFAULT_FULL_REFRESH,
-            metrics_listen: None,
-        };
+        let cfg = unreachable_collector(d.path());
         let err = run_once(cfg.clone()).await.unwrap_err().to_string();
         assert!(
             err.contains("snapshot 1 was not acknowledged") && err.contains("cannot reach"),

@@ -5,7 +5,6 @@
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
-use std::process::Command;
 
 use driftwatch_tests::*;
 use serde_json::Value;
@@ -14,31 +13,6 @@ fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, bytes).unwrap();
-}
-
-/// (public key line, fingerprint as `ssh-keygen -lf` prints it)
-fn keygen(dir: &Path, kind: &str, comment: &str) -> (String, String) {
-    let f = dir.join(format!("key-{kind}"));
-    run_ok(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", kind, "-N", "", "-C", comment, "-f"])
-            .arg(&f),
-    );
-    let public = std::fs::read_to_string(f.with_extension("pub"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let out = run_ok(
-        Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(f.with_extension("pub")),
-    );
-    let fp = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    (public, fp)
 }
 
 fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
@@ -56,9 +30,9 @@ fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
         "etc/ssh/sshd_config",
         "AuthorizedKeysFile %h/.ssh/authorized_keys /etc/ssh/keys/%u\nPermitRootLogin no\n",
     );
-    let alice = keygen(tmp, "ed25519", "alice@laptop");
-    let bob = keygen(tmp, "ecdsa", "bob@desk");
-    let svc = keygen(tmp, "rsa", "deploy@ci");
+    let alice = ssh_keygen(tmp, "key-ed25519", "ed25519", "alice@laptop");
+    let bob = ssh_keygen(tmp, "key-ecdsa", "ecdsa", "bob@desk");
+    let svc = ssh_keygen(tmp, "key-rsa", "rsa", "deploy@ci");
     // Options with quoted commas and escaped quotes, CRLF, a comment.
     write(
         &root,

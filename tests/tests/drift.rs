@@ -151,17 +151,6 @@ fn code(f: &Fleet, args: &[&str]) -> Option<i32> {
         .code()
 }
 
-fn fingerprint(line: &str, dir: &Path) -> String {
-    let f = dir.join("k.pub");
-    std::fs::write(&f, line).unwrap();
-    let out = run_ok(Command::new("ssh-keygen").arg("-lf").arg(&f));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn drift_history_and_policy_across_two_groups() {
     let mut f = Fleet::new();
@@ -187,26 +176,11 @@ fn drift_history_and_policy_across_two_groups() {
     // 1. A key added on w1: diff, history, peer outlier.
     let evil_dir = f.root.join("evil");
     std::fs::create_dir_all(&evil_dir).unwrap();
-    run_ok(
-        Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "mallory@laptop",
-                "-f",
-            ])
-            .arg(evil_dir.join("id")),
-    );
-    let evil_pub = std::fs::read_to_string(evil_dir.join("id.pub")).unwrap();
-    let evil_fp = fingerprint(&evil_pub, &evil_dir);
+    let (evil_pub, evil_fp) = ssh_keygen(&evil_dir, "id", "ed25519", "mallory@laptop");
     write(
         &f.host_root("w1"),
         "root/.ssh/authorized_keys",
-        &format!("{KEY_A}\n{evil_pub}"),
+        &format!("{KEY_A}\n{evil_pub}\n"),
     );
     f.report("w1", "web");
     let diff = run_ok(cli(&f.pki, &f.url()).args(["diff", "w1"]));

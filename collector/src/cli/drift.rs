@@ -9,6 +9,7 @@ use driftwatch_common::proto::{
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::{Conn, explain_status};
+use super::print_json;
 use crate::drift::severity_rank;
 use crate::render::table::{Table, clip};
 
@@ -59,9 +60,7 @@ pub async fn history(
         .map_err(|s| explain_status(&format!("history of {host}"), &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     if resp.entries.is_empty() {
         writeln!(out, "{}: no stored change in that period", resp.host_id)?;
@@ -101,9 +100,7 @@ pub async fn diff(conn: &Conn, a: DiffArgs<'_>, json: bool, out: &mut dyn Write)
         .map_err(|s| explain_status(&format!("diff of {}", a.host), &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     writeln!(out, "--- {}\n+++ {}", resp.from, resp.to)?;
     if resp.sections.is_empty() {
@@ -148,8 +145,7 @@ pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Writ
         eprintln!("warning: {}", resp.policy_error);
     }
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
+        print_json(out, &resp)?;
         return Ok(failing);
     }
     if resp.findings.is_empty() {
@@ -199,8 +195,7 @@ pub async fn baseline_set(
         .map_err(|s| explain_status(&format!("setting baseline {name}"), &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
+        print_json(out, &resp)?;
     } else {
         writeln!(
             out,
@@ -218,9 +213,7 @@ pub async fn baseline_list(conn: &Conn, json: bool, out: &mut dyn Write) -> Resu
         .map_err(|s| explain_status("listing baselines", &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     let mut t = Table::new(["NAME", "IMAGE", "CREATED", "SOURCE"]);
     for b in &resp.baselines {

@@ -6,6 +6,7 @@ use driftwatch_common::proto::{GetHostRequest, HostSummary, ListHostsRequest, Re
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::{Conn, explain_status};
+use super::print_json;
 use crate::render::{self, table::Table};
 
 pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
@@ -16,9 +17,7 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
         .map_err(|s| explain_status("listing hosts", &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     if resp.hosts.is_empty() {
         writeln!(out, "no host has reported yet")?;
@@ -64,9 +63,7 @@ pub async fn revoke(conn: &Conn, host: &str, json: bool, out: &mut dyn Write) ->
         .map_err(|s| explain_status(&format!("revoking host {host}"), &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     let h = resp.host.unwrap_or_default();
     writeln!(
@@ -114,9 +111,7 @@ pub async fn show(
         .map_err(|s| explain_status(&format!("showing host {host}"), &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     let h = resp.host.unwrap_or_default();
     writeln!(out, "host     {} ({})", h.hostname, h.host_id)?;

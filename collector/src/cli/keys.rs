@@ -14,8 +14,8 @@ use driftwatch_common::proto::{
 use driftwatch_common::time::{format_ms, parse_duration};
 use tonic::transport::Channel;
 
-use super::Incomplete;
 use super::conn::{Conn, explain_status};
+use super::{Incomplete, print_json};
 use crate::render::table::{Table, clip};
 
 /// The selector both `find` and `sweep` take, as clap parsed it.
@@ -77,12 +77,6 @@ fn describe(sel: &KeySelector) -> String {
     } else {
         sel.fingerprint.clone()
     }
-}
-
-fn print_json<T: serde::Serialize>(out: &mut dyn Write, v: &T) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write) -> Result<()> {

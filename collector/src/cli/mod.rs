@@ -253,6 +253,13 @@ fn parse_sort(s: &str) -> Result<SortBy, String> {
     }
 }
 
+/// `--json` output: the response as pretty JSON (field names are the proto's).
+pub(crate) fn print_json<T: serde::Serialize>(out: &mut dyn Write, v: &T) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// Runs a parsed command, writing results to `out`. `Ok(true)` means the
 /// command worked and found what `--fail-on` asked about (exit 1).
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {

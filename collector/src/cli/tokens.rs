@@ -6,6 +6,7 @@ use driftwatch_common::proto::{CreateTokenRequest, ListTokensRequest, RevokeToke
 use driftwatch_common::time::{format_ms, parse_duration};
 
 use super::conn::{Conn, explain_status};
+use super::print_json;
 use crate::render::table::Table;
 
 fn uses(t: &Token) -> String {
@@ -36,9 +37,7 @@ pub async fn create(
         .map_err(|s| explain_status("creating a token", &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     let info = resp.info.unwrap_or_default();
     writeln!(out, "{}", resp.token)?;
@@ -61,9 +60,7 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
         .map_err(|s| explain_status("listing tokens", &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
-        return Ok(());
+        return print_json(out, &resp);
     }
     if resp.tokens.is_empty() {
         writeln!(
@@ -96,8 +93,7 @@ pub async fn revoke(conn: &Conn, id: &str, json: bool, out: &mut dyn Write) -> R
         .map_err(|s| explain_status(&format!("revoking token {id}"), &s))?
         .into_inner();
     if json {
-        serde_json::to_writer_pretty(&mut *out, &resp)?;
-        writeln!(out)?;
+        print_json(out, &resp)?;
     } else {
         writeln!(
             out,
