@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub policy: Option<PathBuf>,
     /// History older than this is pruned, e.g. "90d".
     pub retention: Option<String>,
+    /// Lifetime of certificates issued at enrollment and renewal [default:
+    /// 30d]; agents renew when a third is left.
+    pub enrolled_cert_validity: Option<String>,
     #[serde(default)]
     pub drift: DriftConfig,
 }
@@ -179,6 +182,10 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
             .transpose()?
             .unwrap_or(Duration::from_secs(10)),
         policy: flags.policy.or(file.policy),
+        enrolled_validity: duration_or(
+            file.enrolled_cert_validity.as_deref(),
+            crate::service::DEFAULT_ENROLLED_VALIDITY,
+        )?,
         drift,
         drift_interval,
         retention,

@@ -133,3 +133,46 @@ pub fn evaluate_stored(
     store.put_findings(&changes)?;
     Ok(changes.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_reloads_on_change_and_a_broken_file_keeps_the_last_good() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("policy.toml");
+        std::fs::write(&path, "[raid]\nrequire_healthy = true\n").unwrap();
+        let e = Evaluator::new(Settings::default(), Some(path.clone()));
+        let (p, err) = e.policy();
+        assert!(p.raid.require_healthy && err.is_none());
+
+        // A changed file is picked up (bump the mtime explicitly: some
+        // filesystems keep second granularity).
+        std::fs::write(&path, "[containers]\nforbid_latest = true\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let (p, err) = e.policy();
+        assert!(p.containers.forbid_latest && !p.raid.require_healthy && err.is_none());
+
+        std::fs::write(&path, "[containers]\nforbid_lates = true\n").unwrap();
+        let later = later + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let (p, err) = e.policy();
+        assert!(
+            p.containers.forbid_latest,
+            "the last good policy stays in force"
+        );
+        assert!(err.unwrap().contains("forbid_lates"));
+    }
+}

@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub drift_interval: Duration,
     /// History older than this is pruned (each host keeps its newest).
     pub retention: Duration,
+    /// Lifetime of certificates issued at enrollment and renewal.
+    pub enrolled_validity: Duration,
 }
 
 #[derive(Debug, Error)]
@@ -112,7 +114,8 @@ impl Collector {
             ),
             None => None,
         };
-        let state = State::new(store, ca, evaluator)?;
+        let mut state = State::new(store, ca, evaluator)?;
+        state.enrolled_validity = config.enrolled_validity;
         state.metrics.attach(&state);
         Ok(Collector {
             state,

@@ -88,7 +88,7 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        set_validity(&mut params, CA_VALIDITY_DAYS);
+        set_validity(&mut params, CA_VALIDITY_DAYS * 86_400);
         let cert = params.self_signed(&key)?;
         Ok(Ca {
             cert_pem: cert.pem(),
@@ -122,7 +122,7 @@ impl Ca {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, SERVER_VALIDITY_DAYS);
+        set_validity(&mut params, SERVER_VALIDITY_DAYS * 86_400);
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
@@ -133,7 +133,7 @@ impl Ca {
     /// A client certificate for a host or an admin, key generated here.
     pub fn issue_client(&self, identity: &Identity) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
-        let params = client_params(identity, CLIENT_VALIDITY_DAYS)?;
+        let params = client_params(identity, CLIENT_VALIDITY_DAYS * 86_400)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
@@ -141,17 +141,18 @@ impl Ca {
         })
     }
 
-    /// Signs a CSR for `identity`: only the CSR's public key is used; every
-    /// name and extension comes from us, never from the requester.
+    /// Signs a CSR for `identity`, valid for `validity`: only the CSR's
+    /// public key is used; every name and extension comes from us, never
+    /// from the requester.
     pub fn sign_csr(
         &self,
         csr_pem: &str,
         identity: &Identity,
-        validity_days: i64,
+        validity: std::time::Duration,
     ) -> Result<Issued, PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| PkiError::BadCsr(e.to_string()))?;
-        let params = client_params(identity, validity_days)?;
+        let params = client_params(identity, validity.as_secs().max(1) as i64)?;
         let cert = params.signed_by(&csr.public_key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
@@ -182,7 +183,7 @@ pub fn not_after_ms(cert_pem: &str) -> Option<i64> {
     Some(cert.validity().not_after.timestamp() * 1000)
 }
 
-fn client_params(identity: &Identity, days: i64) -> Result<CertificateParams, PkiError> {
+fn client_params(identity: &Identity, validity_secs: i64) -> Result<CertificateParams, PkiError> {
     let (Identity::Host(name) | Identity::Admin(name)) = identity;
     validate_name(name).map_err(PkiError::InvalidName)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -198,15 +199,15 @@ fn client_params(identity: &Identity, days: i64) -> Result<CertificateParams, Pk
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, days);
+    set_validity(&mut params, validity_secs);
     Ok(params)
 }
 
-fn set_validity(params: &mut CertificateParams, days: i64) {
+fn set_validity(params: &mut CertificateParams, secs: i64) {
     let now = OffsetDateTime::now_utc();
     // Backdate a little so a host whose clock runs slightly behind accepts it.
     params.not_before = now - Duration::hours(1);
-    params.not_after = now + Duration::days(days);
+    params.not_after = now + Duration::seconds(secs);
 }
 
 /// `pki init`: a new CA, a server certificate for `server_names`, and an
@@ -340,7 +341,13 @@ mod tests {
     fn agent_made_csr_is_signed_for_the_given_host() {
         let ca = Ca::generate("test").unwrap();
         let (_key, csr) = new_key_and_csr().unwrap();
-        let issued = ca.sign_csr(&csr, &Identity::Host("h9".into()), 30).unwrap();
+        let issued = ca
+            .sign_csr(
+                &csr,
+                &Identity::Host("h9".into()),
+                std::time::Duration::from_secs(30 * 86_400),
+            )
+            .unwrap();
         assert_eq!(
             identity_of_pem(&issued.cert_pem),
             Identity::Host("h9".into())
@@ -361,7 +368,9 @@ mod tests {
             .push(SanType::URI("driftwatch://admin/root".try_into().unwrap()));
         let csr = req.serialize_request(&key).unwrap().pem().unwrap();
         let host = Identity::Host("h1".into());
-        let issued = ca.sign_csr(&csr, &host, 30).unwrap();
+        let issued = ca
+            .sign_csr(&csr, &host, std::time::Duration::from_secs(30 * 86_400))
+            .unwrap();
         assert_eq!(identity_of_pem(&issued.cert_pem), host);
     }
 

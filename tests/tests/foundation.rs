@@ -279,3 +279,53 @@ fn agent_once_fails_clearly_when_collector_is_down_and_delivers_later() {
     assert_eq!(show["host"]["snapshots_stored"], 2);
     assert_eq!(show["host"]["last_seq"], 2);
 }
+
+#[test]
+fn the_cli_reads_its_config_file_and_flags_win() {
+    let f = fleet();
+    let c = CollectorProc::start(&f.pki, &f.root.join("data"), None);
+    let out = report(&f, &c, "cfg-01", &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let home = f.root.join("home");
+    std::fs::create_dir_all(home.join(".config/driftwatch")).unwrap();
+    std::fs::write(
+        home.join(".config/driftwatch/cli.toml"),
+        format!(
+            "collector = \"{}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            c.url,
+            f.pki.ca().display(),
+            f.pki.dir.join("admin.pem").display(),
+            f.pki.dir.join("admin-key.pem").display()
+        ),
+    )
+    .unwrap();
+    let plain = || {
+        let mut cmd = std::process::Command::new(bin("driftwatch"));
+        cmd.env_clear()
+            .env("HOME", &home)
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    let out = run_ok(plain().args(["hosts", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hosts"][0]["host_id"], "cfg-01");
+    // A flag wins over the file: a wrong collector address now fails.
+    let out = plain()
+        .args(["hosts", "--collector", "https://localhost:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr_of(&out).contains("cannot reach the collector at https://localhost:1"),
+        "{}",
+        stderr_of(&out)
+    );
+    // A typo in the file is an error naming the key.
+    std::fs::write(
+        home.join(".config/driftwatch/cli.toml"),
+        "colector = \"x\"\n",
+    )
+    .unwrap();
+    let out = plain().arg("hosts").output().unwrap();
+    assert!(stderr_of(&out).contains("colector"), "{}", stderr_of(&out));
+}

@@ -489,3 +489,70 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn an_enrolled_agent_renews_its_certificate_before_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let pki = Pki::init(&root.join("pki"));
+    std::fs::write(
+        root.join("collector.toml"),
+        "enrolled_cert_validity = \"6s\"\n",
+    )
+    .unwrap();
+    let c = CollectorProc::start_with(
+        &pki,
+        &root.join("data"),
+        None,
+        &["--config", root.join("collector.toml").to_str().unwrap()],
+    );
+    let w = World {
+        _tmp: tmp,
+        root,
+        pki,
+        c,
+    };
+    fake_root(&w.root.join("root-ren"), "ren", "m-ren", "u-ren");
+    let (_, tf) = w.token("web", "1h", "1");
+    assert!(w.enroll_once("ren", "state-ren", &tf).status.success());
+    let state = w.root.join("state-ren");
+    let read = |f: &str| std::fs::read_to_string(state.join("identity").join(f)).unwrap();
+    let (cert1, key1, id1) = (read("agent.pem"), read("agent-key.pem"), host_id_in(&state));
+    let rec1: serde_json::Value = serde_json::from_str(&read("identity.json")).unwrap();
+
+    // Two thirds of the lifetime pass: the next run renews with its current
+    // certificate (the token is used up, so this cannot be a re-enrollment).
+    std::thread::sleep(Duration::from_millis(4300));
+    let out = w.enroll_once("ren", "state-ren", &tf);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let rec2: serde_json::Value = serde_json::from_str(&read("identity.json")).unwrap();
+    assert_eq!(host_id_in(&state), id1, "same host id");
+    assert_ne!(read("agent.pem"), cert1, "a new certificate");
+    assert_ne!(read("agent-key.pem"), key1, "with a new key");
+    assert!(rec2["not_after_ms"].as_i64() > rec1["not_after_ms"].as_i64());
+    assert_eq!(
+        w.hosts()[0]["last_seq"],
+        2,
+        "the report after renewal was accepted"
+    );
+
+    // Without renewal the old certificate expires and is refused.
+    std::thread::sleep(Duration::from_millis(2500));
+    let old = w.root.join("old-cert");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("c.pem"), &cert1).unwrap();
+    std::fs::write(old.join("k.pem"), &key1).unwrap();
+    std::fs::set_permissions(old.join("k.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = agent_once(
+        &w.c.url,
+        &w.pki.ca(),
+        &old.join("c.pem"),
+        &old.join("k.pem"),
+        &w.root.join("state-old"),
+        &["--section", "host"],
+    );
+    assert!(
+        !out.status.success(),
+        "an expired certificate must be refused"
+    );
+}

@@ -24,7 +24,17 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     let now = now_ms();
-    let mut t = Table::new(["HOST ID", "HOSTNAME", "OS", "LABELS", "STATE", "LAST SEEN", "STREAM", "DROPPED", "SECTIONS"]);
+    let mut t = Table::new([
+        "HOST ID",
+        "HOSTNAME",
+        "OS",
+        "LABELS",
+        "STATE",
+        "LAST SEEN",
+        "STREAM",
+        "DROPPED",
+        "SECTIONS",
+    ]);
     for h in &resp.hosts {
         t.row([
             h.host_id.clone(),
@@ -32,11 +42,23 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
             h.os.clone(),
             labels(h),
             // Anything but fresh needs a look: stale, gone or revoked.
-            if h.state == "fresh" || h.state.is_empty() { h.state.clone() } else { format!("! {}", h.state.to_uppercase()) },
+            if h.state == "fresh" || h.state.is_empty() {
+                h.state.clone()
+            } else {
+                format!("! {}", h.state.to_uppercase())
+            },
             format_age(h.last_seen_ms, now),
-            if h.connected { "connected".into() } else { "-".into() },
+            if h.connected {
+                "connected".into()
+            } else {
+                "-".into()
+            },
             // Snapshots the agent's spool had to drop: a gap in history.
-            if h.spool_dropped_total > 0 { format!("! {}", h.spool_dropped_total) } else { "0".into() },
+            if h.spool_dropped_total > 0 {
+                format!("! {}", h.spool_dropped_total)
+            } else {
+                "0".into()
+            },
             sections(h),
         ]);
     }

@@ -52,8 +52,8 @@ pub fn new_host_id(hostname: &str) -> String {
     format!("{base}-{}", hex::encode(r))
 }
 
-fn not_after_ms(days: i64) -> i64 {
-    now_ms() + days * 86_400_000
+fn not_after_ms(validity: std::time::Duration) -> i64 {
+    now_ms() + validity.as_millis() as i64
 }
 
 impl AgentService {
@@ -176,7 +176,7 @@ impl Agent for AgentService {
             let host_id = new_host_id(&facts.hostname);
             self.state
                 .ca
-                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), 1)
+                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), std::time::Duration::from_secs(60))
                 .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
             let (tid, t) = (token_id.clone(), token.clone());
             let record = self
@@ -184,11 +184,11 @@ impl Agent for AgentService {
                 .blocking(move |s| s.consume_token(&tid, &t, now_ms()))
                 .await?
                 .map_err(ServiceError::from)?;
-            let days = self.state.enrolled_validity_days;
+            let validity = self.state.enrolled_validity;
             let issued = self
                 .state
                 .ca
-                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), days)
+                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), validity)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
             let labels = vec![Label { key: "group".into(), value: record.group.clone() }];
             let previous = if validate_name(&previous_host_id).is_ok() { previous_host_id } else { String::new() };
@@ -212,7 +212,7 @@ impl Agent for AgentService {
             Ok(Response::new(EnrollResponse {
                 host_id,
                 cert_pem: issued.cert_pem,
-                not_after_ms: not_after_ms(days),
+                not_after_ms: not_after_ms(validity),
                 labels,
             }))
         }
@@ -223,16 +223,16 @@ impl Agent for AgentService {
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
         let host_id = self.state.require_live_host(&req)?;
         let RenewRequest { csr_pem, facts: _ } = req.into_inner();
-        let days = self.state.enrolled_validity_days;
+        let validity = self.state.enrolled_validity;
         let issued = self
             .state
             .ca
-            .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), days)
+            .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), validity)
             .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
         info!(host = %host_id, "certificate renewed");
         Ok(Response::new(RenewResponse {
             cert_pem: issued.cert_pem,
-            not_after_ms: not_after_ms(days),
+            not_after_ms: not_after_ms(validity),
         }))
     }
 

@@ -22,7 +22,8 @@ use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
 
 /// Enrolled certificates live this long; agents renew when a third is left.
-pub const DEFAULT_ENROLLED_VALIDITY_DAYS: i64 = 30;
+pub const DEFAULT_ENROLLED_VALIDITY: std::time::Duration =
+    std::time::Duration::from_secs(30 * 86_400);
 
 /// What the services share.
 #[derive(Clone)]
@@ -35,7 +36,7 @@ pub struct State {
     pub revoked: Arc<RwLock<HashSet<String>>>,
     pub streams: Arc<Streams>,
     pub enroll_limit: Arc<RateLimiter>,
-    pub enrolled_validity_days: i64,
+    pub enrolled_validity: std::time::Duration,
     pub evaluator: Arc<Evaluator>,
     /// Where every key is, from the latest snapshots (`keys find`).
     pub keys: Arc<RwLock<KeyIndex>>,
@@ -63,7 +64,7 @@ impl State {
             revoked: Arc::new(RwLock::new(revoked)),
             streams: Arc::new(Streams::default()),
             enroll_limit: Arc::new(RateLimiter::new(30, 10)),
-            enrolled_validity_days: DEFAULT_ENROLLED_VALIDITY_DAYS,
+            enrolled_validity: DEFAULT_ENROLLED_VALIDITY,
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),
             metrics: CollectorMetrics::detached(),
