@@ -148,7 +148,7 @@ pub enum KeysCommand {
     /// and (with --remove) deletes exactly the lines holding it, keeping a
     /// backup beside each file. Without --remove it is a dry run that lists
     /// what would go. Offline hosts run it when they reconnect, until it
-    /// expires. Exit code 3 when a host failed or is still pending.
+    /// expires. Exit code 1 when a host failed or is still pending.
     Sweep {
         #[command(flatten)]
         key: KeyArgs,
