@@ -5,12 +5,12 @@
 #   busybox        static binary for the tiny local Docker test images
 #   docker-compose the demo fleet's compose file is checked with it
 #   ldd            (libc-bin) lists what deploy/docker/build-images.sh copies
-# The Docker engine itself is the CI host's: the fleet tests fail, not skip,
-# under CI=true when it is missing.
 #   systemd-analyze  `verify` of the shipped units (systemd; nothing is started)
 #   dpkg-deb       reading the built .deb packages (dpkg, on every Debian)
 #   packer         `packer validate` of deploy/packer (Debian's packer, 1.6)
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
+# The Docker engine itself is the CI host's: the fleet tests fail, not skip,
+# under CI=true when it is missing.
 set -euo pipefail
 need=()
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
