@@ -133,6 +133,21 @@ impl SledStore {
         {
             return Ok(PutOutcome::Duplicate);
         }
+        // Fast path: every section came as a hash and they are exactly the
+        // host's last stored record. Nothing but the host record changes, so
+        // neither the (large) latest snapshot is decoded nor rewritten: an
+        // unchanged report costs a small write, not a copy of the host.
+        if let Some(h) = &host
+            && h.changes_stored > 0
+            && snap.sections.iter().all(|s| s.hash_only)
+        {
+            let k = history_key(host_id, h.changes_stored);
+            let last: Option<SnapshotRecord> =
+                self.history.get(&k)?.map(|v| decode(&k, &v)).transpose()?;
+            if last.is_some_and(|r| same_content(&r, &record_of(snap, now_ms))) {
+                return self.touch_unchanged(host_id, snap, now_ms);
+            }
+        }
         let prev: Option<Snapshot> = self
             .latest
             .get(host_id.as_bytes())?
@@ -200,6 +215,40 @@ impl SledStore {
                 h.spool_dropped_total += full.spool_dropped;
                 hosts.insert(host_id.as_bytes(), encode(&h))?;
                 Ok(PutOutcome::Stored { changed })
+            })
+            .map_err(tx_err)
+    }
+
+    /// An unchanged report: the host record alone moves on.
+    fn touch_unchanged(
+        &self,
+        host_id: &str,
+        snap: &Snapshot,
+        now_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
+        self.hosts
+            .transaction(|hosts| {
+                let Some(v) = hosts.get(host_id.as_bytes())? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                        key: host_id.into(),
+                        reason: "host record vanished during a report".into(),
+                    }));
+                };
+                let mut h: HostSummary =
+                    decode(host_id.as_bytes(), &v).map_err(ConflictableTransactionError::Abort)?;
+                if is_duplicate(&h, snap) {
+                    return Ok(PutOutcome::Duplicate);
+                }
+                if snap.seq >= h.last_seq || snap.agent_epoch != h.agent_epoch {
+                    h.last_seq = snap.seq;
+                    h.agent_epoch = snap.agent_epoch;
+                    h.interval_s = snap.interval_s;
+                }
+                h.last_seen_ms = now_ms;
+                h.snapshots_stored += 1;
+                h.spool_dropped_total += snap.spool_dropped;
+                hosts.insert(host_id.as_bytes(), encode(&h))?;
+                Ok(PutOutcome::Stored { changed: false })
             })
             .map_err(tx_err)
     }
@@ -390,6 +439,16 @@ mod tests {
             before,
             "100 unchanged reports add no section bytes"
         );
+        let latest = s.latest.get("h").unwrap().unwrap();
+        let outcome = s
+            .put_report("h", &delta(snap(102, 7, &["a"])), 2_000)
+            .unwrap();
+        assert_eq!(outcome, PutOutcome::Stored { changed: false });
+        assert_eq!(
+            s.latest.get("h").unwrap().unwrap(),
+            latest,
+            "an unchanged report does not rewrite the latest snapshot"
+        );
         assert_eq!(s.history_inner("h", 0).unwrap().len(), 1);
         assert_eq!(
             s.put_report("h", &snap(121, 1, &["a", "b"]), 5_000)
@@ -400,6 +459,12 @@ mod tests {
             s.put_report("h", &snap(121, 1, &["a", "b"]), 5_000)
                 .unwrap(),
             PutOutcome::Duplicate
+        );
+        assert_eq!(
+            s.put_report("h", &delta(snap(121, 1, &["a", "b"])), 5_000)
+                .unwrap(),
+            PutOutcome::Duplicate,
+            "a replayed delta is a duplicate on the fast path too"
         );
         let mut restarted = snap(1, 1, &["a", "b"]);
         restarted.agent_epoch = 8;
@@ -412,7 +477,7 @@ mod tests {
         let h = s.host_record("h").unwrap().unwrap();
         assert_eq!(
             (h.snapshots_stored, h.changes_stored, h.last_seq),
-            (103, 2, 1)
+            (104, 2, 1)
         );
 
         // The old record goes, its now-unreferenced packages section too.
