@@ -197,11 +197,8 @@ pub async fn run(
             let mut phase = Phase::default();
             // Spread the agents evenly over one interval.
             let mut next = start + interval * (i as u32) / n;
-            loop {
+            while next < deadline {
                 tokio::time::sleep_until(next.into()).await;
-                if Instant::now() >= deadline {
-                    break;
-                }
                 let s = a.next(change_rate);
                 let wire = wire_len(&a, &s);
                 let t = Instant::now();
