@@ -13,6 +13,9 @@
 //! either; a subprocess's CPU (none on the hot path) would not be counted. The collectors run on this
 //! thread, one after the other, as the agent runs them.
 
+// A benchmark's report is its output.
+#![allow(clippy::print_stdout)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -82,17 +82,17 @@ impl SledStore {
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| match e {
-            sled::Error::Io(ioe)
-                if ioe.kind() == std::io::ErrorKind::WouldBlock
-                    || ioe.raw_os_error() == Some(11) =>
-            {
-                StoreError::Locked {
-                    path: dir.display().to_string(),
-                    reason: ioe.to_string(),
+                sled::Error::Io(ioe)
+                    if ioe.kind() == std::io::ErrorKind::WouldBlock
+                        || ioe.raw_os_error() == Some(11) =>
+                {
+                    StoreError::Locked {
+                        path: dir.display().to_string(),
+                        reason: ioe.to_string(),
+                    }
                 }
-            }
-            other => StoreError::Sled(other),
-        })?;
+                other => StoreError::Sled(other),
+            })?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema")? {
             None => {
