@@ -21,6 +21,13 @@ use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
 
+/// Store calls running at once. Each holds a blocking thread and, for a
+/// report, a decoded and a re-encoded snapshot; unbounded, 1,000 agents
+/// reporting at once drove tokio's blocking pool to its 512 threads and the
+/// collector to 1.4 GiB RSS on 2 cores (BENCHMARKS.md). The rest wait here,
+/// in async land, for a few bytes each.
+const STORE_CONCURRENCY: usize = 16;
+
 /// Enrolled certificates live this long; agents renew when a third is left.
 pub const DEFAULT_ENROLLED_VALIDITY: std::time::Duration =
     std::time::Duration::from_secs(30 * 86_400);
@@ -41,6 +48,7 @@ pub struct State {
     /// Where every key is, from the latest snapshots (`keys find`).
     pub keys: Arc<RwLock<KeyIndex>>,
     pub metrics: CollectorMetrics,
+    store_gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl State {
@@ -68,6 +76,7 @@ impl State {
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),
             metrics: CollectorMetrics::detached(),
+            store_gate: Arc::new(tokio::sync::Semaphore::new(STORE_CONCURRENCY)),
         })
     }
 
@@ -93,6 +102,11 @@ impl State {
         T: Send + 'static,
     {
         let store = self.store.clone();
+        let _permit = self
+            .store_gate
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(format!("store gate closed: {e}")))?;
         tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| ServiceError::Internal(format!("store task failed: {e}")))?
