@@ -50,7 +50,9 @@ pub struct ServeConfig {
 
 #[derive(Debug, Error)]
 pub enum ServeError {
-    #[error("TLS setup from {dir}: {source}")]
+    #[error(
+        "TLS setup from {dir}: {source} (it needs ca.pem, server.pem and server-key.pem: `driftwatch-collector pki init --dir {dir} --server-name NAME` makes them)"
+    )]
     Tls { dir: PathBuf, source: tls::TlsError },
     #[error("CA from {dir} (the collector signs enrollment CSRs with it): {source}")]
     Ca { dir: PathBuf, source: pki::PkiError },

@@ -56,8 +56,11 @@ pub async fn connect(url: &str, files: &ClientFiles) -> Result<Channel, ConnectE
         .map_err(|e| unreachable(error_chain(&e)))
 }
 
-/// Every cause in an error chain, joined: tonic's top-level transport error
-/// alone ("transport error") tells an operator nothing.
+/// Every cause in an error chain, joined, each said once: tonic's top-level
+/// transport error alone ("transport error") tells an operator nothing, and
+/// our own messages already embed their cause (so `error = %e` log lines are
+/// whole), which `{:#}` would print a second time. The binaries print their
+/// errors through this.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();

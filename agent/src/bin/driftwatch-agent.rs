@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("driftwatch-agent: {e:#}");
+            eprintln!(
+                "driftwatch-agent: {}",
+                driftwatch_common::client::error_chain(e.as_ref())
+            );
             ExitCode::from(1)
         }
     }

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("driftwatch-collector: {e:#}");
+            eprintln!(
+                "driftwatch-collector: {}",
+                driftwatch_common::client::error_chain(e.as_ref())
+            );
             ExitCode::from(1)
         }
     }

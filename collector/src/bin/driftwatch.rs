@@ -15,7 +15,10 @@ async fn main() -> ExitCode {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("driftwatch: {e:#}");
+            eprintln!(
+                "driftwatch: {}",
+                driftwatch_common::client::error_chain(e.as_ref())
+            );
             // An incomplete sweep is an answer (exit 1), not a failure.
             if e.downcast_ref::<Incomplete>().is_some() {
                 ExitCode::from(EXIT_INCOMPLETE)

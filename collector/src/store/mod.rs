@@ -39,7 +39,9 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
-    #[error("data dir {path} is in use by another collector (or not writable): {reason}")]
+    #[error(
+        "data dir {path} is in use by another collector: stop that one, or give this one another --data-dir ({reason})"
+    )]
     Locked { path: String, reason: String },
 }
 

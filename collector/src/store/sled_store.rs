@@ -82,9 +82,11 @@ impl SledStore {
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| match e {
+                // sled reports a held lock as ErrorKind::Other with this
+                // text (the EWOULDBLOCK is only inside its message).
                 sled::Error::Io(ioe)
                     if ioe.kind() == std::io::ErrorKind::WouldBlock
-                        || ioe.raw_os_error() == Some(11) =>
+                        || ioe.to_string().contains("could not acquire lock") =>
                 {
                     StoreError::Locked {
                         path: dir.display().to_string(),
@@ -372,6 +374,17 @@ mod tests {
             )],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_data_dir_in_use_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("second open must fail")
+            .to_string();
+        assert!(err.contains("is in use by another collector"), "{err}");
     }
 
     #[test]
