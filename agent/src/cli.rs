@@ -198,7 +198,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 run::run_once(cfg).await?;
                 Ok(())
             } else {
-                run::run_forever(cfg, shutdown_signal()).await?;
+                run::run_forever(cfg, driftwatch_common::signal::shutdown()).await?;
                 Ok(())
             }
         }
@@ -328,20 +328,4 @@ async fn capture_baseline(
     writeln!(std::io::stdout(), "{image_id}")?;
     tracing::info!(image = %image_id, path = %path.display(), "baseline written");
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -13,6 +13,10 @@ pub enum ServiceError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A revoked host's certificate: PermissionDenied on the wire, counted
+    /// apart in metrics.
+    #[error("{0}")]
+    Revoked(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -37,7 +41,9 @@ impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         match e {
             ServiceError::Unauthenticated(m) => Status::unauthenticated(m),
-            ServiceError::PermissionDenied(m) => Status::permission_denied(m),
+            ServiceError::PermissionDenied(m) | ServiceError::Revoked(m) => {
+                Status::permission_denied(m)
+            }
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::InvalidArgument(m) => Status::invalid_argument(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),

@@ -104,11 +104,9 @@ impl CollectorMetrics {
         );
     }
 
-    /// Counts a refused report; `revoked` says the certificate's host was
-    /// revoked (the error alone does not tell it from other refusals).
-    pub fn rejected(&self, e: &ServiceError, revoked: bool) {
-        let reason = if revoked { "revoked" } else { reject_reason(e) };
-        self.reports_rejected.inc(&[reason]);
+    /// Counts a refused report by reason.
+    pub fn rejected(&self, e: &ServiceError) {
+        self.reports_rejected.inc(&[reject_reason(e)]);
     }
 }
 
@@ -125,6 +123,7 @@ fn reject_reason(e: &ServiceError) -> &'static str {
     match e {
         ServiceError::Unauthenticated(_) => "unauthenticated",
         ServiceError::PermissionDenied(_) => "permission_denied",
+        ServiceError::Revoked(_) => "revoked",
         ServiceError::InvalidArgument(_) => "invalid",
         ServiceError::Store(_) => "storage",
         _ => "other",

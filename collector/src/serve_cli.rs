@@ -11,7 +11,7 @@ use driftwatch_common::logging::LogFormat;
 use driftwatch_common::pki;
 
 use crate::config::{self, FileConfig, Overrides};
-use crate::server::{Collector, shutdown_signal};
+use crate::server::Collector;
 
 /// The driftwatch collector: receives agents' snapshots over mutual TLS,
 /// stores them durably, and answers the `driftwatch` admin CLI.
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<()> {
             let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
             rt.block_on(async {
                 let collector = Collector::bind(cfg).await?;
-                collector.run(shutdown_signal()).await?;
+                collector.run(driftwatch_common::signal::shutdown()).await?;
                 Ok(())
             })
         }

@@ -240,14 +240,3 @@ async fn background(state: State, drift_every: Duration, retention: Duration) {
         }
     }
 }
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
-        _ = int.recv() => info!(signal = "SIGINT", "signal received"),
-    }
-}

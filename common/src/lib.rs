@@ -9,6 +9,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod pki;
+pub mod signal;
 pub mod snapshot;
 pub mod stable;
 pub mod time;

@@ -18,7 +18,6 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::State;
-use crate::auth;
 use crate::error::ServiceError;
 use crate::store::PutOutcome;
 use crate::tls_incoming::PeerInfo;
@@ -128,7 +127,6 @@ impl Agent for AgentService {
     async fn report(&self, req: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
         let started = std::time::Instant::now();
         let bytes = req.get_ref().encoded_len() as f64;
-        let revoked = auth::require_host(&req).is_ok_and(|h| self.state.is_revoked(&h));
         let m = &self.state.metrics;
         match self.store_report(req).await {
             Ok(ack) => {
@@ -146,7 +144,7 @@ impl Agent for AgentService {
                 Ok(Response::new(ack))
             }
             Err(e) => {
-                m.rejected(&e, revoked);
+                m.rejected(&e);
                 Err(e.into())
             }
         }

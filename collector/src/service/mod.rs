@@ -88,7 +88,7 @@ impl State {
     pub fn require_live_host<T>(&self, req: &Request<T>) -> Result<String, ServiceError> {
         let host = auth::require_host(req)?;
         if self.is_revoked(&host) {
-            return Err(ServiceError::PermissionDenied(format!(
+            return Err(ServiceError::Revoked(format!(
                 "host {host} was revoked: its certificate is refused (re-enroll the machine to give it a new identity)"
             )));
         }
