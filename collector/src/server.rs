@@ -212,6 +212,10 @@ impl Collector {
     }
 }
 
+/// With no new data, findings are re-evaluated this often (stale and gone
+/// hosts are the only findings time alone creates).
+const TIME_ONLY_REEVALUATION_MS: i64 = 120_000;
+
 /// Findings are evaluated on a timer so stale hosts and policy breaches are
 /// recorded even when nobody asks; retention prunes hourly.
 async fn background(state: State, drift_every: Duration, retention: Duration) {
@@ -221,7 +225,10 @@ async fn background(state: State, drift_every: Duration, retention: Duration) {
         tokio::select! {
             _ = drift_tick.tick() => {
                 let now = driftwatch_common::time::now_ms();
-                if let Err(e) = state.evaluator.run(state.store.clone(), now, 0).await {
+                // Each evaluation decodes every host's latest snapshot: run it
+                // when data changed, and otherwise only as often as time alone
+                // can change a finding (stale and gone hosts).
+                if let Err(e) = state.evaluator.run(state.store.clone(), now, TIME_ONLY_REEVALUATION_MS).await {
                     warn!(error = %e, "drift evaluation failed");
                 } else if let Err(e) = state.durable().await {
                     warn!(error = %e, "storing findings failed");

@@ -497,7 +497,7 @@ fn an_enrolled_agent_renews_its_certificate_before_expiry() {
     let pki = Pki::init(&root.join("pki"));
     std::fs::write(
         root.join("collector.toml"),
-        "enrolled_cert_validity = \"6s\"\n",
+        "enrolled_cert_validity = \"9s\"\n",
     )
     .unwrap();
     let c = CollectorProc::start_with(
@@ -522,7 +522,10 @@ fn an_enrolled_agent_renews_its_certificate_before_expiry() {
 
     // Two thirds of the lifetime pass: the next run renews with its current
     // certificate (the token is used up, so this cannot be a re-enrollment).
-    std::thread::sleep(Duration::from_millis(4300));
+    let issued = rec1["issued_ms"].as_i64().unwrap();
+    while driftwatch_common::time::now_ms() < issued + 6_300 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = w.enroll_once("ren", "state-ren", &tf);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let rec2: serde_json::Value = serde_json::from_str(&read("identity.json")).unwrap();
@@ -537,7 +540,12 @@ fn an_enrolled_agent_renews_its_certificate_before_expiry() {
     );
 
     // Without renewal the old certificate expires and is refused.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Certificate times have whole-second precision: wait until the first
+    // certificate's recorded expiry is clearly past.
+    let expiry = rec1["not_after_ms"].as_i64().unwrap();
+    while driftwatch_common::time::now_ms() < expiry + 2_000 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let old = w.root.join("old-cert");
     std::fs::create_dir_all(&old).unwrap();
     std::fs::write(old.join("c.pem"), &cert1).unwrap();
