@@ -7,7 +7,7 @@ use driftwatch_common::proto::agent_client::AgentClient;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use driftwatch_common::proto::{ReportAck, ReportRequest, Snapshot};
+use driftwatch_common::proto::{ReportAck, ReportRequest, Section, Snapshot};
 use driftwatch_common::tls::ClientFiles;
 use thiserror::Error;
 use tonic::transport::Channel;
@@ -53,6 +53,9 @@ pub struct Reporter {
     full_refresh: Duration,
     /// Set when an acknowledged snapshot carried the image baseline.
     pub baseline_delivered: bool,
+    /// Encoded size of the last report put on the wire (protobuf, before
+    /// gRPC framing and TLS), for measuring.
+    pub last_wire_bytes: u64,
 }
 
 /// The wire form of a spooled snapshot: sections whose stable hash the
@@ -65,17 +68,65 @@ pub fn delta(
     force_full: &[String],
     now: Instant,
 ) -> Snapshot {
-    let mut out = snap.clone();
-    for s in &mut out.sections {
-        let unchanged = acked
-            .get(&s.name)
-            .is_some_and(|(h, at)| *h == s.hash && now.duration_since(*at) < full_refresh);
-        if unchanged && !s.hash.is_empty() && !force_full.contains(&s.name) {
-            s.body = None;
-            s.hash_only = true;
-        }
+    // Built field by field rather than cloned whole and pruned: an unchanged
+    // body is most of a snapshot, and the load generator sends this
+    // thousands of times a second. The exhaustive patterns make a new proto
+    // field a compile error here instead of a silently dropped value.
+    let Snapshot {
+        host_id,
+        seq,
+        collected_at_ms,
+        agent_version,
+        labels,
+        sections,
+        spool_dropped,
+        agent_epoch,
+        interval_s,
+        image_baseline,
+        image_id,
+    } = snap;
+    let sections = sections
+        .iter()
+        .map(|s| {
+            let unchanged = acked
+                .get(&s.name)
+                .is_some_and(|(h, at)| *h == s.hash && now.duration_since(*at) < full_refresh);
+            if !unchanged || s.hash.is_empty() || force_full.contains(&s.name) {
+                return s.clone();
+            }
+            let Section {
+                name,
+                status,
+                error,
+                duration_us,
+                hash,
+                hash_only: _,
+                body: _,
+            } = s;
+            Section {
+                name: name.clone(),
+                status: status.clone(),
+                error: error.clone(),
+                duration_us: *duration_us,
+                hash: hash.clone(),
+                hash_only: true,
+                body: None,
+            }
+        })
+        .collect();
+    Snapshot {
+        host_id: host_id.clone(),
+        seq: *seq,
+        collected_at_ms: *collected_at_ms,
+        agent_version: agent_version.clone(),
+        labels: labels.clone(),
+        sections,
+        spool_dropped: *spool_dropped,
+        agent_epoch: *agent_epoch,
+        interval_s: *interval_s,
+        image_baseline: image_baseline.clone(),
+        image_id: image_id.clone(),
     }
-    out
 }
 
 impl Reporter {
@@ -87,6 +138,7 @@ impl Reporter {
             acked: HashMap::new(),
             full_refresh: Duration::from_secs(900),
             baseline_delivered: false,
+            last_wire_bytes: 0,
         }
     }
 
@@ -132,19 +184,25 @@ impl Reporter {
     /// Sends one spooled snapshot as a delta; when the collector lacks some
     /// hashes it says which, and those go again in full. Ok once the
     /// collector acknowledged it durably.
-    pub async fn send(&mut self, snap: Snapshot) -> Result<(), DeliverError> {
+    pub async fn send(&mut self, snap: &Snapshot) -> Result<(), DeliverError> {
         let now = Instant::now();
         let mut force_full: Vec<String> = Vec::new();
         for _ in 0..2 {
-            let wire = delta(&snap, &self.acked, self.full_refresh, &force_full, now);
-            let ack = self.send_raw(wire.clone()).await?;
+            let wire = delta(snap, &self.acked, self.full_refresh, &force_full, now);
+            self.last_wire_bytes = prost::Message::encoded_len(&wire) as u64;
+            let sent: Vec<(String, String, bool)> = wire
+                .sections
+                .iter()
+                .map(|s| (s.name.clone(), s.hash.clone(), s.hash_only))
+                .collect();
+            let ack = self.send_raw(wire).await?;
             if ack.need_full.is_empty() {
-                for s in &wire.sections {
-                    let since = match self.acked.get(&s.name) {
-                        Some((h, at)) if s.hash_only && *h == s.hash => *at,
+                for (name, hash, hash_only) in sent {
+                    let since = match self.acked.get(&name) {
+                        Some((h, at)) if hash_only && *h == hash => *at,
                         _ => now,
                     };
-                    self.acked.insert(s.name.clone(), (s.hash.clone(), since));
+                    self.acked.insert(name, (hash, since));
                 }
                 if snap.image_baseline.is_some() {
                     self.baseline_delivered = true;
@@ -209,7 +267,7 @@ impl Reporter {
                 continue;
             };
             let dropped = snap.spool_dropped;
-            if let Err(e) = self.send(snap).await {
+            if let Err(e) = self.send(&snap).await {
                 if matches!(e, DeliverError::TooLarge { .. }) {
                     error!(seq = entry.seq, error = %e, "snapshot refused as too large; dropped");
                     spool.remove(&entry)?;

@@ -9,17 +9,20 @@ use crate::error::ServiceError;
 use crate::tls_incoming::PeerInfo;
 
 pub fn caller<T>(req: &Request<T>) -> Result<Identity, ServiceError> {
-    let cert = req
+    let identity = req
         .extensions()
         .get::<PeerInfo>()
-        .and_then(|p| p.client_cert.clone())
+        .and_then(|p| p.identity.clone())
         .ok_or_else(|| {
             ServiceError::Unauthenticated(
                 "no client certificate: this RPC needs a certificate issued by the collector's CA"
                     .into(),
             )
         })?;
-    Identity::from_cert_der(&cert).map_err(|e| ServiceError::Unauthenticated(e.to_string()))
+    identity
+        .as_ref()
+        .clone()
+        .map_err(ServiceError::Unauthenticated)
 }
 
 /// The host id of an agent certificate.

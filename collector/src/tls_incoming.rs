@@ -22,12 +22,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
+use driftwatch_common::identity::Identity;
+
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     pub remote: SocketAddr,
-    /// The verified leaf certificate (DER), when the client presented one.
-    pub client_cert: Option<Arc<Vec<u8>>>,
+    /// The identity in the verified leaf certificate, when the client
+    /// presented one (an error when its name is not one of ours). Parsed
+    /// once per connection, not per RPC: an agent sends thousands of
+    /// reports over one connection.
+    pub identity: Option<Arc<Result<Identity, String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,18 +153,17 @@ pub fn incoming(
                         return;
                     }
                 };
-                let client_cert = tls
+                let identity = tls
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .map(|c| Arc::new(c.as_ref().to_vec()));
+                    .map(|c| {
+                        Arc::new(Identity::from_cert_der(c.as_ref()).map_err(|e| e.to_string()))
+                    });
                 let conn = TlsConn {
                     inner: tls,
-                    info: PeerInfo {
-                        remote,
-                        client_cert,
-                    },
+                    info: PeerInfo { remote, identity },
                     _permit: conn_permit,
                 };
                 let _ = tx.send(Ok(conn)).await;

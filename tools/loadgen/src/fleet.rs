@@ -120,21 +120,27 @@ struct Agent {
 }
 
 impl Agent {
-    /// The next snapshot as the agent would spool it.
-    fn next(&mut self, change_rate: f64) -> Snapshot {
+    /// Turns the held snapshot into the next one the agent would spool
+    /// (in place: a copy per report would cost the load generator more CPU
+    /// than the collector spends on a delta).
+    fn advance(&mut self, change_rate: f64) {
         self.seq += 1;
         if fastrand::f64() < change_rate {
             self.changes += 1;
             snapshots::change(&mut self.snap, self.changes);
         }
-        let mut s = self.snap.clone();
-        s.seq = self.seq;
-        s.collected_at_ms = driftwatch_common::time::now_ms();
-        s
+        self.snap.seq = self.seq;
+        self.snap.collected_at_ms = driftwatch_common::time::now_ms();
     }
 
-    async fn send(&mut self, s: Snapshot) -> Result<(), String> {
-        self.reporter.send(s).await.map_err(|e| e.to_string())
+    /// Sends the held snapshot; returns its bytes on the wire.
+    async fn send(&mut self) -> (Result<(), String>, u64) {
+        let r = self
+            .reporter
+            .send(&self.snap)
+            .await
+            .map_err(|e| e.to_string());
+        (r, self.reporter.last_wire_bytes)
     }
 }
 
@@ -169,10 +175,9 @@ pub async fn run(
                 changes: 0,
             };
             let mut phase = Phase::default();
-            let s = a.next(0.0);
-            let wire = wire_len(&a, &s);
+            a.advance(0.0);
             let t = Instant::now();
-            let r = a.send(s).await;
+            let (r, wire) = a.send().await;
             phase.record(r, t.elapsed(), wire);
             (a, phase)
         }));
@@ -199,10 +204,9 @@ pub async fn run(
             let mut next = start + interval * (i as u32) / n;
             while next < deadline {
                 tokio::time::sleep_until(next.into()).await;
-                let s = a.next(change_rate);
-                let wire = wire_len(&a, &s);
+                a.advance(change_rate);
                 let t = Instant::now();
-                let r = a.send(s).await;
+                let (r, wire) = a.send().await;
                 phase.record(r, t.elapsed(), wire);
                 // A late agent does not send a burst to catch up.
                 next = (next + interval).max(Instant::now());
@@ -216,10 +220,4 @@ pub async fn run(
     }
     steady.elapsed = start.elapsed();
     (first, steady)
-}
-
-/// The bytes this report puts on the wire (protobuf encoding of its delta
-/// form, before gRPC framing and TLS).
-fn wire_len(a: &Agent, s: &Snapshot) -> u64 {
-    prost::Message::encoded_len(&a.reporter.wire_form(s)) as u64
 }
