@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use driftwatch_common::proto::{Finding, HostSummary, Snapshot};
+use driftwatch_common::proto::Finding;
 use tracing::{info, warn};
 
-use crate::drift::{self, HostView, Settings, policy::Policy};
+use crate::drift::{self, Settings, policy::Policy};
 use crate::store::{Store, StoreError};
 
 pub struct Evaluator {
@@ -113,21 +113,15 @@ pub fn evaluate_stored(
     s: &Settings,
     now_ms: i64,
 ) -> Result<usize, StoreError> {
-    let hosts: Vec<HostSummary> = store.list_hosts()?;
-    let snaps: Vec<Option<Snapshot>> = hosts
-        .iter()
-        .map(|h| store.latest_snapshot(&h.host_id))
-        .collect::<Result<_, _>>()?;
-    let views: Vec<HostView<'_>> = hosts
-        .iter()
-        .zip(&snaps)
-        .map(|(h, s)| HostView {
-            summary: h,
-            snapshot: s.as_ref(),
-        })
-        .collect();
     let baselines = store.baselines()?;
-    let current = drift::evaluate(&views, &baselines, policy, s, now_ms);
+    // One host's snapshot decoded at a time: at thousands of hosts, all of
+    // them at once was most of the collector's memory.
+    let mut evaluation = drift::Evaluation::new(&baselines, policy, s, now_ms);
+    for h in store.list_hosts()? {
+        let snap = store.latest_snapshot(&h.host_id)?;
+        evaluation.add(h, snap.as_ref());
+    }
+    let current = evaluation.finish();
     let stored: Vec<Finding> = store.findings()?;
     let changes = drift::reconcile(&stored, current, now_ms);
     store.put_findings(&changes)?;

@@ -104,26 +104,61 @@ pub fn evaluate(
     s: &Settings,
     now_ms: i64,
 ) -> Vec<Finding> {
-    let mut drafts: Vec<(usize, Draft)> = Vec::new();
-    // Gone and revoked hosts leave peer statistics.
-    let in_stats: Vec<usize> = (0..hosts.len())
-        .filter(|&i| matches!(host_state(hosts[i].summary, s, now_ms), "fresh" | "stale"))
-        .collect();
-    let peer_views: Vec<HostView<'_>> = in_stats
-        .iter()
-        .map(|&i| HostView {
-            summary: hosts[i].summary,
-            snapshot: hosts[i].snapshot,
-        })
-        .collect();
-    for (pi, ds) in peers::evaluate(&peer_views, s) {
-        drafts.extend(ds.into_iter().map(|d| (in_stats[pi], d)));
+    let mut e = Evaluation::new(baselines, policy, s, now_ms);
+    for h in hosts {
+        e.add(h.summary.clone(), h.snapshot);
     }
-    for (i, h) in hosts.iter().enumerate() {
-        let state = host_state(h.summary, s, now_ms);
+    e.finish()
+}
+
+/// One evaluation, fed one host at a time: what concerns a host alone
+/// (policy, baseline, staleness) is decided as it is added, and only its
+/// interned peer items are kept, so a fleet's snapshots never have to be
+/// in memory at once.
+pub struct Evaluation<'a> {
+    baselines: &'a [Baseline],
+    policy: &'a policy::Policy,
+    s: &'a Settings,
+    now_ms: i64,
+    hosts: Vec<HostSummary>,
+    /// Hosts in peer statistics (fresh or stale; gone and revoked hosts
+    /// leave them), with their items at the same position.
+    in_stats: Vec<usize>,
+    peer_items: Vec<peers::PeerItems>,
+    interner: peers::Interner,
+    host_drafts: Vec<(usize, Draft)>,
+}
+
+impl<'a> Evaluation<'a> {
+    pub fn new(
+        baselines: &'a [Baseline],
+        policy: &'a policy::Policy,
+        s: &'a Settings,
+        now_ms: i64,
+    ) -> Self {
+        Evaluation {
+            baselines,
+            policy,
+            s,
+            now_ms,
+            hosts: Vec::new(),
+            in_stats: Vec::new(),
+            peer_items: Vec::new(),
+            interner: peers::Interner::default(),
+            host_drafts: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, summary: HostSummary, snapshot: Option<&Snapshot>) {
+        let i = self.hosts.len();
+        let state = host_state(&summary, self.s, self.now_ms);
+        if matches!(state, "fresh" | "stale") {
+            self.in_stats.push(i);
+            self.peer_items
+                .push(peers::PeerItems::of(snapshot, &mut self.interner));
+        }
         match state {
-            "revoked" => continue,
-            "stale" | "gone" => drafts.push((
+            "stale" | "gone" => self.host_drafts.push((
                 i,
                 Draft {
                     kind: if state == "stale" { "stale" } else { "gone" },
@@ -137,42 +172,59 @@ pub fn evaluate(
                     rule: String::new(),
                     message: format!(
                         "no report since {} ({})",
-                        driftwatch_common::time::format_ms(h.summary.last_seen_ms),
-                        driftwatch_common::time::format_age(h.summary.last_seen_ms, now_ms)
+                        driftwatch_common::time::format_ms(summary.last_seen_ms),
+                        driftwatch_common::time::format_age(summary.last_seen_ms, self.now_ms)
                     ),
                 },
             )),
             _ => {}
         }
-        if state == "gone" {
-            continue;
-        }
-        let Some(snap) = h.snapshot else { continue };
-        drafts.extend(policy::evaluate(policy, snap).into_iter().map(|d| (i, d)));
-        if let Some(b) = baseline::for_host(&h.summary.labels, &h.summary.image_id, baselines) {
-            drafts.extend(baseline::evaluate(b, snap).into_iter().map(|d| (i, d)));
-        }
-    }
-    drafts
-        .into_iter()
-        .map(|(i, d)| {
-            let h = hosts[i].summary;
-            Finding {
-                id: finding_id(&h.host_id, &d),
-                kind: d.kind.to_string(),
-                severity: d.severity,
-                host_id: h.host_id.clone(),
-                hostname: h.hostname.clone(),
-                section: d.section,
-                item: d.item,
-                message: d.message,
-                first_seen_ms: now_ms,
-                last_seen_ms: now_ms,
-                resolved_ms: 0,
-                rule: d.rule,
+        if !matches!(state, "gone" | "revoked")
+            && let Some(snap) = snapshot
+        {
+            self.host_drafts.extend(
+                policy::evaluate(self.policy, snap)
+                    .into_iter()
+                    .map(|d| (i, d)),
+            );
+            if let Some(b) = baseline::for_host(&summary.labels, &summary.image_id, self.baselines)
+            {
+                self.host_drafts
+                    .extend(baseline::evaluate(b, snap).into_iter().map(|d| (i, d)));
             }
-        })
-        .collect()
+        }
+        self.hosts.push(summary);
+    }
+
+    pub fn finish(self) -> Vec<Finding> {
+        let summaries: Vec<&HostSummary> = self.in_stats.iter().map(|&i| &self.hosts[i]).collect();
+        let mut drafts: Vec<(usize, Draft)> = Vec::new();
+        for (pi, ds) in peers::evaluate(&summaries, &self.peer_items, &self.interner, self.s) {
+            drafts.extend(ds.into_iter().map(|d| (self.in_stats[pi], d)));
+        }
+        drafts.extend(self.host_drafts);
+        let now_ms = self.now_ms;
+        drafts
+            .into_iter()
+            .map(|(i, d)| {
+                let h = &self.hosts[i];
+                Finding {
+                    id: finding_id(&h.host_id, &d),
+                    kind: d.kind.to_string(),
+                    severity: d.severity,
+                    host_id: h.host_id.clone(),
+                    hostname: h.hostname.clone(),
+                    section: d.section,
+                    item: d.item,
+                    message: d.message,
+                    first_seen_ms: now_ms,
+                    last_seen_ms: now_ms,
+                    resolved_ms: 0,
+                    rule: d.rule,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Merges what holds now into what is stored: new findings open, ongoing

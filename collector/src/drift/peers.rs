@@ -1,10 +1,16 @@
 //! Peer drift: within a group of hosts, items only a minority hold
 //! (outliers) and items a majority hold that a host lacks (missing).
+//!
+//! Hosts are reduced to interned item ids first ([`PeerItems`]), so a fleet
+//! is held as a few bytes per item per host instead of decoded snapshots,
+//! and membership is a binary search instead of a scan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
+
+use driftwatch_common::proto::{HostSummary, SECTION_NAMES, Snapshot};
 
 use super::items::items;
-use super::{Draft, HostView, Settings};
+use super::{Draft, Settings};
 
 /// How serious a peer difference is, per section: (outlier, missing).
 /// A key only one web host has is suspicious; a package version spread is
@@ -35,20 +41,89 @@ fn is_missing(count: usize, n: usize, s: &Settings) -> bool {
     }
 }
 
+/// Every peer identity seen in the fleet, numbered. An item's text is the
+/// first one seen for its (section, peer id).
+#[derive(Default)]
+pub struct Interner {
+    ids: HashMap<(&'static str, String), u32>,
+    items: Vec<(&'static str, String, String)>,
+}
+
+impl Interner {
+    fn id(&mut self, section: &'static str, peer: String, text: String) -> u32 {
+        let next = self.items.len() as u32;
+        let id = *self.ids.entry((section, peer.clone())).or_insert(next);
+        if id == next {
+            self.items.push((section, peer, text));
+        }
+        id
+    }
+}
+
+/// One host as peer statistics see it.
+#[derive(Default)]
+pub struct PeerItems {
+    /// Bit i set: section `SECTION_NAMES[i]` was collected (status ok).
+    collected: u32,
+    /// Sorted, without duplicates.
+    ids: Vec<u32>,
+}
+
+impl PeerItems {
+    pub fn of(snapshot: Option<&Snapshot>, interner: &mut Interner) -> Self {
+        let mut out = PeerItems::default();
+        let Some(snap) = snapshot else {
+            return out;
+        };
+        for sec in snap.sections.iter().filter(|x| x.status == "ok") {
+            // A collected section with no items still counts as collected:
+            // an empty rule list lacks what peers have.
+            if let Some(i) = SECTION_NAMES.iter().position(|n| *n == sec.name) {
+                out.collected |= 1 << i;
+            }
+            for it in items(sec) {
+                if let Some(p) = it.peer {
+                    out.ids.push(interner.id(it.section, p, it.text));
+                }
+            }
+        }
+        out.ids.sort_unstable();
+        out.ids.dedup();
+        out
+    }
+
+    fn has(&self, id: u32) -> bool {
+        self.ids.binary_search(&id).is_ok()
+    }
+
+    fn collected(&self, section: &str) -> bool {
+        SECTION_NAMES
+            .iter()
+            .position(|n| *n == section)
+            .is_some_and(|i| self.collected & (1 << i) != 0)
+    }
+}
+
 /// Findings for every peer group (hosts sharing the group label, and hosts
-/// sharing an image id). `hosts` are those still in peer statistics.
-pub fn evaluate(hosts: &[HostView<'_>], s: &Settings) -> BTreeMap<usize, Vec<Draft>> {
+/// sharing an image id). `hosts[i]` and `items[i]` are the same host, one
+/// of those still in peer statistics; the result is keyed by that index.
+pub fn evaluate(
+    hosts: &[&HostSummary],
+    items: &[PeerItems],
+    interner: &Interner,
+    s: &Settings,
+) -> BTreeMap<usize, Vec<Draft>> {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, h) in hosts.iter().enumerate() {
-        if let Some(l) = h.summary.labels.iter().find(|l| l.key == s.group_label) {
+        if let Some(l) = h.labels.iter().find(|l| l.key == s.group_label) {
             groups
                 .entry(format!("{}={}", s.group_label, l.value))
                 .or_default()
                 .push(i);
         }
-        if !h.summary.image_id.is_empty() {
+        if !h.image_id.is_empty() {
             groups
-                .entry(format!("image={}", h.summary.image_id))
+                .entry(format!("image={}", h.image_id))
                 .or_default()
                 .push(i);
         }
@@ -59,48 +134,30 @@ pub fn evaluate(hosts: &[HostView<'_>], s: &Settings) -> BTreeMap<usize, Vec<Dra
         if n < s.min_group {
             continue;
         }
-        // Per member: section → peer ids, only for sections it collected.
-        let mut held: Vec<BTreeMap<&'static str, BTreeSet<(String, String)>>> = Vec::new();
-        let mut counts: BTreeMap<(&'static str, String), (usize, String)> = BTreeMap::new();
+        let mut counts: HashMap<u32, usize> = HashMap::new();
         for &i in &members {
-            let mut mine: BTreeMap<&'static str, BTreeSet<(String, String)>> = BTreeMap::new();
-            if let Some(snap) = hosts[i].snapshot {
-                for sec in snap.sections.iter().filter(|x| x.status == "ok") {
-                    // A collected section with no items still counts as
-                    // collected: an empty rule list lacks what peers have.
-                    if let Some(name) = driftwatch_common::proto::SECTION_NAMES
-                        .iter()
-                        .find(|n| **n == sec.name)
-                    {
-                        mine.entry(name).or_default();
-                    }
-                    for it in items(sec) {
-                        if let Some(p) = it.peer {
-                            mine.entry(it.section).or_default().insert((p, it.text));
-                        }
-                    }
-                }
+            for &id in &items[i].ids {
+                *counts.entry(id).or_default() += 1;
             }
-            for (sec, set) in &mine {
-                for (p, text) in set {
-                    counts
-                        .entry((sec, p.clone()))
-                        .or_insert((0, text.clone()))
-                        .0 += 1;
-                }
-            }
-            held.push(mine);
         }
-        for (mi, &i) in members.iter().enumerate() {
-            for ((sec, peer), (count, text)) in &counts {
+        // In (section, peer id) order, so findings come out as they always did.
+        let mut candidates: Vec<(u32, usize)> = counts.into_iter().collect();
+        candidates.sort_unstable_by(|a, b| {
+            let (x, y) = (&interner.items[a.0 as usize], &interner.items[b.0 as usize]);
+            (x.0, &x.1).cmp(&(y.0, &y.1))
+        });
+        for &i in &members {
+            let mine = &items[i];
+            for &(id, count) in &candidates {
+                let (sec, peer, text) = &interner.items[id as usize];
                 let Some((out_sev, miss_sev)) = severities(sec) else {
                     continue;
                 };
-                let Some(mine) = held[mi].get(sec) else {
+                if !mine.collected(sec) {
                     continue;
-                };
-                let has = mine.iter().any(|(p, _)| p == peer);
-                if has && is_outlier(*count, n, s) {
+                }
+                let has = mine.has(id);
+                if has && is_outlier(count, n, s) {
                     out.entry(i).or_default().push(Draft {
                         kind: "peer_outlier",
                         section: sec.to_string(),
@@ -109,7 +166,7 @@ pub fn evaluate(hosts: &[HostView<'_>], s: &Settings) -> BTreeMap<usize, Vec<Dra
                         rule: rule.clone(),
                         message: format!("only {count} of {n} hosts in {rule} have {text}"),
                     });
-                } else if !has && is_missing(*count, n, s) {
+                } else if !has && is_missing(count, n, s) {
                     out.entry(i).or_default().push(Draft {
                         kind: "peer_missing",
                         section: sec.to_string(),
