@@ -19,7 +19,7 @@ use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::agent_client::AgentClient;
 use driftwatch_common::proto::{
     Command, CommandResult, GetSweepRequest, HostSection, KeySelector, ReportRequest, Snapshot,
-    StartSweepRequest, section::Body,
+    StartSweepRequest, SweepJob, section::Body,
 };
 use driftwatch_common::snapshot::ok_section;
 use driftwatch_common::tls::ClientFiles;
@@ -55,6 +55,8 @@ pub struct SweepOpts {
 pub struct RunOut {
     /// StartSweep call until its answer came back.
     pub start_rpc_ms: f64,
+    /// Why StartSweep failed, if it did (the sweep may still have gone out).
+    pub start_error: Option<String>,
     /// Agents whose command arrived (of `agents_connected`).
     pub received: usize,
     pub receive_p50_ms: f64,
@@ -226,7 +228,10 @@ async fn run_async(
         // Stray arrivals of an earlier sweep are not this one's.
         while arrived.try_recv().is_ok() {}
         let t0 = Instant::now();
-        let job = admin_client
+        // The RPC may fail (the admin client gives up after 60 s, like the
+        // CLI) while the collector goes on pushing: arrivals still count,
+        // and the sweep is then known by the id its commands carry.
+        let started = admin_client
             .start_sweep(StartSweepRequest {
                 selector: Some(KeySelector {
                     fingerprint: ABSENT_KEY.into(),
@@ -235,25 +240,36 @@ async fn run_async(
                 remove: false,
                 ttl_s: 3600,
             })
-            .await
-            .context("StartSweep")?
-            .into_inner();
+            .await;
         let start_rpc = t0.elapsed();
+        let (mut job_id, mut start_error) = (None, None);
+        let mut last = SweepJob::default();
+        match started {
+            Ok(j) => {
+                last = j.into_inner();
+                job_id = Some(last.id.clone());
+            }
+            Err(e) => {
+                eprintln!("StartSweep failed after {start_rpc:.1?}: {e}");
+                start_error = Some(e.to_string());
+            }
+        }
         let deadline = t0 + opts.sweep_timeout;
         let mut times = Vec::with_capacity(connected);
         while times.len() < connected {
             match tokio::time::timeout_at(deadline.into(), arrived.recv()).await {
-                Ok(Some((id, at))) if id == job.id => times.push(at.saturating_duration_since(t0)),
+                Ok(Some((id, at))) if job_id.get_or_insert_with(|| id.clone()) == &id => {
+                    times.push(at.saturating_duration_since(t0))
+                }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
             }
         }
         let mut all_recorded = None;
-        let mut last = job.clone();
-        if reply {
+        if let (true, Some(id)) = (reply, &job_id) {
             loop {
                 last = admin_client
-                    .get_sweep(GetSweepRequest { id: job.id.clone() })
+                    .get_sweep(GetSweepRequest { id: id.clone() })
                     .await
                     .context("GetSweep")?
                     .into_inner();
@@ -270,6 +286,7 @@ async fn run_async(
         times.sort_unstable();
         let out = RunOut {
             start_rpc_ms: start_rpc.as_secs_f64() * 1000.0,
+            start_error,
             received: times.len(),
             receive_p50_ms: quantile_ms(&times, 0.5),
             receive_p99_ms: quantile_ms(&times, 0.99),
@@ -279,7 +296,7 @@ async fn run_async(
             hosts_done: last.hosts_done,
             hosts_pending: last.hosts_pending,
         };
-        eprintln!("sweep {} ({}) measured", r + 1, job.id);
+        eprintln!("sweep {} ({}) measured", r + 1, job_id.unwrap_or_default());
         runs.push(out);
     }
     for s in streams {
@@ -331,6 +348,9 @@ pub fn print_human(w: &mut dyn std::io::Write, o: &Out) -> std::io::Result<()> {
             r.hosts_done,
             r.hosts_pending,
         )?;
+        if let Some(e) = &r.start_error {
+            writeln!(w, "    StartSweep failed: {e}")?;
+        }
     }
     let m = |f: fn(&RunOut) -> f64| median(o.runs.iter().map(f).collect());
     writeln!(
