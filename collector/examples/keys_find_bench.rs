@@ -13,14 +13,17 @@
 //!   cargo build --release -p driftwatch-collector
 //!   cargo run --release -p driftwatch-collector --example keys_find_bench -- \
 //!       [--hosts 100000] [--dir target/keys-bench] [--runs 21] [--cli-runs 15] \
-//!       [--starts 3] [--bin target/release]
+//!       [--starts 3] [--bin target/release] [--packages 0]
 //!
 //! The data dir is filled only when it holds no hosts yet (delete it to
 //! refill); the PKI is made in DIR/pki with `driftwatch-collector pki init`.
 //! Each host's ssh_keys section: 2–4 users (root, deploy, 0–2 people),
 //! 2–4 keys each, drawn from 5,000 people's keys (so a person's key is on
 //! ~200 hosts); a departing user's key (comment `leaver@corp`) sits on 1%
-//! of hosts. The other sections are a small host section.
+//! of hosts. The other sections are a small host section and, with
+//! `--packages N`, a packages section of N entries (~60 bytes each: 1,000
+//! make a latest snapshot the size of a real host's, ~60 KB), which is what
+//! the collector decodes at start to build the index.
 
 #![allow(clippy::print_stdout)]
 
@@ -35,7 +38,7 @@ use driftwatch_collector::store::{SledStore, Store};
 use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{
     AuthorizedKey, AuthorizedKeysFile, FindKeysRequest, HostSection, KeyOption, KeySelector,
-    Snapshot, SshKeysSection, section::Body,
+    Package, PackagesSection, Section, Snapshot, SshKeysSection, section::Body,
 };
 use driftwatch_common::snapshot::ok_section;
 use driftwatch_common::tls::ClientFiles;
@@ -76,6 +79,7 @@ struct Args {
     cli_runs: usize,
     starts: usize,
     bin: PathBuf,
+    packages: usize,
 }
 
 fn args() -> Args {
@@ -86,6 +90,7 @@ fn args() -> Args {
         cli_runs: 15,
         starts: 3,
         bin: PathBuf::from("target/release"),
+        packages: 0,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     for pair in v.chunks(2) {
@@ -97,6 +102,7 @@ fn args() -> Args {
             "--cli-runs" => a.cli_runs = val.parse().expect("--cli-runs N"),
             "--starts" => a.starts = val.parse().expect("--starts N"),
             "--bin" => a.bin = PathBuf::from(val),
+            "--packages" => a.packages = val.parse().expect("--packages N"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -159,7 +165,30 @@ fn leaver_key(line: u32) -> AuthorizedKey {
     }
 }
 
-fn host_snapshot(i: usize) -> Snapshot {
+fn packages(i: usize, n: usize) -> Section {
+    ok_section(
+        "packages",
+        Body::Packages(PackagesSection {
+            source: "dpkg".into(),
+            installed_count: n as u64,
+            packages: (0..n)
+                .map(|p| Package {
+                    name: format!("package-{p:05}"),
+                    // One host in 50 has something upgraded.
+                    version: format!("1.{}.{}-1+deb12u1", p % 17, usize::from(i % 50 == p % 50)),
+                    architecture: "amd64".into(),
+                    status: "install ok installed".into(),
+                    installed: true,
+                    source: format!("src-{}", p / 3),
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        1000,
+    )
+}
+
+fn host_snapshot(i: usize, n_packages: usize) -> Snapshot {
     let rnd = fastrand_like(i as u64);
     let hostname = format!("web-{i:06}.prod.example.com");
     let mut users: Vec<(String, u32)> = vec![("root".into(), 0), ("deploy".into(), 1000)];
@@ -200,7 +229,7 @@ fn host_snapshot(i: usize) -> Snapshot {
             ..Default::default()
         });
     }
-    Snapshot {
+    let mut snap = Snapshot {
         host_id: host_id(i),
         seq: 1,
         collected_at_ms: 1_800_000_000_000,
@@ -228,7 +257,11 @@ fn host_snapshot(i: usize) -> Snapshot {
             ),
         ],
         ..Default::default()
+    };
+    if n_packages > 0 {
+        snap.sections.push(packages(i, n_packages));
     }
+    snap
 }
 
 /// A fixed pseudo-random number per host (splitmix64), so refills agree.
@@ -252,11 +285,15 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn fill(store: &SledStore, hosts: usize) {
+fn fill(store: &SledStore, hosts: usize, n_packages: usize) {
     let t = Instant::now();
     for i in 0..hosts {
         store
-            .put_snapshot(&host_id(i), &host_snapshot(i), 1_800_000_000_000)
+            .put_snapshot(
+                &host_id(i),
+                &host_snapshot(i, n_packages),
+                1_800_000_000_000,
+            )
             .expect("put_snapshot");
         if (i + 1) % 10_000 == 0 {
             println!("  filled {} hosts in {:.0?}", i + 1, t.elapsed());
@@ -303,7 +340,7 @@ fn in_process(a: &Args, data: &Path, selectors: &[(&str, KeySelector)]) {
                 a.hosts
             );
         }
-        fill(&store, a.hosts);
+        fill(&store, a.hosts, a.packages);
     }
     println!(
         "data dir {}: {} hosts, {:.0} MiB",

@@ -84,14 +84,11 @@ fn forget(lookup: &mut Lookup, v: &str, host: &str) {
 }
 
 impl KeyIndex {
-    /// From the latest stored snapshot of every host.
+    /// From the latest stored snapshot of every host (only its host and
+    /// ssh_keys sections are decoded).
     pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
         let mut idx = KeyIndex::default();
-        for h in store.list_hosts()? {
-            if let Some(snap) = store.latest_snapshot(&h.host_id)? {
-                idx.update(&h.host_id, &snap);
-            }
-        }
+        store.latest_key_views(&mut |host, snap| idx.update(host, snap))?;
         Ok(idx)
     }
 

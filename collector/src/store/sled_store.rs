@@ -340,6 +340,9 @@ impl Store for SledStore {
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError> {
         self.latest_inner(host_id)
     }
+    fn latest_key_views(&self, f: &mut dyn FnMut(&str, &Snapshot)) -> Result<(), StoreError> {
+        self.latest_key_views_inner(f)
+    }
 }
 
 /// The labels an enrollment token gave win over what the agent says: the
