@@ -183,18 +183,19 @@ impl KeyIndex {
     /// Either selector is a lookup of the hosts holding it; only their
     /// lines are read.
     pub fn find(&self, sel: &KeySelector) -> Vec<KeyLocation> {
-        let (hosts, matches): (_, Box<dyn Fn(&Line) -> bool>) = if !sel.fingerprint.is_empty() {
-            (
-                self.by_fingerprint.get(sel.fingerprint.as_str()),
-                Box::new(|l: &Line| *l.fingerprint == *sel.fingerprint),
-            )
+        let (hosts, by_fingerprint) = if !sel.fingerprint.is_empty() {
+            (self.by_fingerprint.get(sel.fingerprint.as_str()), true)
         } else if !sel.comment.is_empty() {
-            (
-                self.by_comment.get(sel.comment.as_str()),
-                Box::new(|l: &Line| *l.comment == *sel.comment),
-            )
+            (self.by_comment.get(sel.comment.as_str()), false)
         } else {
             return Vec::new();
+        };
+        let matches = |l: &Line| {
+            if by_fingerprint {
+                *l.fingerprint == *sel.fingerprint
+            } else {
+                *l.comment == *sel.comment
+            }
         };
         let mut out = Vec::new();
         for host_id in hosts.into_iter().flatten() {
