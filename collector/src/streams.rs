@@ -56,6 +56,26 @@ impl Streams {
             .is_some_and(|(_, tx)| tx.try_send(Ok(cmd)).is_ok())
     }
 
+    /// Pushes `cmd` to each of `hosts` that has an open stream, under one
+    /// lock; returns the hosts it reached (those without a stream, or
+    /// whose stream is full, get pending commands when they connect).
+    pub fn push_many<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a str>,
+        cmd: &Command,
+    ) -> Vec<String> {
+        let open = self.open.lock().expect("not poisoned");
+        hosts
+            .into_iter()
+            .filter(|h| {
+                open.get(*h)
+                    .and_then(|v| v.iter().rev().find(|(_, tx)| !tx.is_closed()))
+                    .is_some_and(|(_, tx)| tx.try_send(Ok(cmd.clone())).is_ok())
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     /// How many hosts have at least one open stream.
     pub fn connected_hosts(&self) -> usize {
         self.open
@@ -107,5 +127,22 @@ mod tests {
         assert!(!s.is_connected("a") && s.is_connected("b"));
         s.unregister("a", ida);
         assert!(rb.try_recv().is_err(), "b untouched");
+    }
+
+    #[tokio::test]
+    async fn push_many_reaches_only_hosts_with_an_open_stream() {
+        let s = Streams::default();
+        let (a, mut ra) = mpsc::channel(4);
+        let (c, rc) = mpsc::channel(4);
+        s.register("a", a);
+        s.register("c", c);
+        drop(rc); // c's stream went away without unregistering yet
+        let cmd = Command {
+            id: "sw-1".into(),
+            ..Default::default()
+        };
+        let sent = s.push_many(["a", "b", "c"], &cmd);
+        assert_eq!(sent, ["a"]);
+        assert_eq!(ra.recv().await.unwrap().unwrap().id, "sw-1");
     }
 }

@@ -149,25 +149,25 @@ pub async fn start(
     state.blocking(move |s| s.put_sweep(&j)).await?;
     state.durable().await?;
     info!(sweep = %job.id, remove = job.remove, hosts = job.hosts.len(), %admin, "sweep started");
-    let cmd = command_for(&job);
-    for h in &job.hosts {
-        if state.streams.push(&h.host_id, cmd.clone()) {
-            mark_sent(state, &job.id, &h.host_id).await;
-        }
-    }
+    // Every connected host first, then one store call records them all:
+    // the last agent must not wait on the bookkeeping of the others.
+    let now = now_ms();
+    let sent = state.streams.push_many(
+        job.hosts.iter().map(|h| h.host_id.as_str()),
+        &command_for(&job),
+    );
+    info!(sweep = %job.id, pushed = sent.len(), "sweep pushed to connected hosts");
+    mark_sent(state, &job.id, sent, now).await;
     get(state, &job.id).await
 }
 
-async fn mark_sent(state: &State, id: &str, host: &str) {
-    let (id, host) = (id.to_string(), host.to_string());
-    let now = now_ms();
+async fn mark_sent(state: &State, id: &str, hosts: Vec<String>, now: i64) {
+    if hosts.is_empty() {
+        return;
+    }
+    let id = id.to_string();
     let r = state
-        .blocking(move |s| {
-            s.update_sweep_host(&id, &host, &|h| {
-                h.sent_ms = now;
-                true
-            })
-        })
+        .blocking(move |s| s.mark_sweep_sent(&id, &hosts, now))
         .await;
     if let Err(e) = r {
         warn!(error = %e, "could not record that a sweep was sent");
@@ -204,23 +204,35 @@ pub async fn list(state: &State) -> Result<ListSweepsResponse, ServiceError> {
 }
 
 /// A host's stream opened: push every unexpired sweep it has not run.
+/// Reads the job headers and this host's entry of each, not whole jobs.
 pub async fn on_connect(state: &State, host: &str) {
-    let jobs = match state.blocking(|s| s.list_sweeps()).await {
+    let h = host.to_string();
+    let jobs = state
+        .blocking(move |s| {
+            let now = now_ms();
+            let mut pending = Vec::new();
+            for job in s.sweep_headers()? {
+                if now < job.expires_ms
+                    && s.sweep_host(&job.id, &h)?
+                        .is_some_and(|e| e.status == "pending")
+                {
+                    pending.push(job);
+                }
+            }
+            Ok(pending)
+        })
+        .await;
+    let jobs = match jobs {
         Ok(j) => j,
         Err(e) => {
             warn!(error = %e, "cannot read pending sweeps");
             return;
         }
     };
-    let now = now_ms();
     for job in jobs {
-        let pending = job
-            .hosts
-            .iter()
-            .any(|h| h.host_id == host && h.status == "pending");
-        if pending && now < job.expires_ms && state.streams.push(host, command_for(&job)) {
+        if state.streams.push(host, command_for(&job)) {
             info!(sweep = %job.id, "pending sweep pushed");
-            mark_sent(state, &job.id, host).await;
+            mark_sent(state, &job.id, vec![host.to_string()], now_ms()).await;
         }
     }
 }

@@ -7,7 +7,10 @@
 
 use std::collections::HashSet;
 
-use driftwatch_common::proto::{HostSummary, Section, SectionRef, Snapshot, SnapshotRecord};
+use driftwatch_common::proto::section::Body;
+use driftwatch_common::proto::{
+    HostSection, HostSummary, Section, SectionRef, Snapshot, SnapshotRecord, SshKeysSection,
+};
 use driftwatch_common::snapshot::{host_section, section_statuses};
 use driftwatch_common::stable::{section_hash, stable_section};
 use sled::Transactional;
@@ -31,6 +34,60 @@ pub(super) fn host_prefix(host_id: &str) -> Vec<u8> {
     let mut p = host_id.as_bytes().to_vec();
     p.push(0);
     p
+}
+
+/// A wire-compatible subset of `Snapshot` (same field numbers): what the
+/// key index needs. prost skips every other field by its length, so a
+/// host's packages and processes are never decoded into memory.
+#[derive(Clone, PartialEq, prost::Message)]
+struct KeyView {
+    #[prost(uint64, tag = "2")]
+    seq: u64,
+    #[prost(int64, tag = "3")]
+    collected_at_ms: i64,
+    #[prost(message, repeated, tag = "6")]
+    sections: Vec<KeyViewSection>,
+}
+
+/// A subset of `Section`: the `host` (10) and `ssh_keys` (12) members of
+/// its body oneof, which on the wire are plain optional fields.
+#[derive(Clone, PartialEq, prost::Message)]
+struct KeyViewSection {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    status: String,
+    #[prost(message, optional, tag = "10")]
+    host: Option<HostSection>,
+    #[prost(message, optional, tag = "12")]
+    ssh_keys: Option<SshKeysSection>,
+}
+
+impl KeyView {
+    fn into_snapshot(self) -> Snapshot {
+        Snapshot {
+            seq: self.seq,
+            collected_at_ms: self.collected_at_ms,
+            sections: self
+                .sections
+                .into_iter()
+                .filter_map(|s| {
+                    let body = match (s.host, s.ssh_keys) {
+                        (Some(h), _) => Body::Host(h),
+                        (None, Some(k)) => Body::SshKeys(k),
+                        (None, None) => return None,
+                    };
+                    Some(Section {
+                        name: s.name,
+                        status: s.status,
+                        body: Some(body),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
 }
 
 /// The result of putting a delta report together with what is stored.
@@ -267,6 +324,18 @@ impl SledStore {
             .transpose()
     }
 
+    pub(super) fn latest_key_views_inner(
+        &self,
+        f: &mut dyn FnMut(&str, &Snapshot),
+    ) -> Result<(), StoreError> {
+        for kv in self.latest.iter() {
+            let (k, v) = kv?;
+            let view: KeyView = decode(&k, &v)?;
+            f(&String::from_utf8_lossy(&k), &view.into_snapshot());
+        }
+        Ok(())
+    }
+
     pub(super) fn history_inner(
         &self,
         host_id: &str,
@@ -346,6 +415,66 @@ mod tests {
     use driftwatch_common::proto::section::Body;
     use driftwatch_common::proto::{HostSection, Package, PackagesSection};
     use driftwatch_common::snapshot::ok_section;
+
+    /// The key view is the same bytes read with fewer fields: what it
+    /// gives equals the full decode's host and ssh_keys sections.
+    #[test]
+    fn key_views_match_the_full_snapshot_s_host_and_keys() {
+        use driftwatch_common::proto::{AuthorizedKey, AuthorizedKeysFile, KeyOption};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let mut s = snap(3, 99, &["bash", "curl"]);
+        s.collected_at_ms = 1234;
+        s.sections.push(ok_section(
+            "ssh_keys",
+            Body::SshKeys(SshKeysSection {
+                files: vec![AuthorizedKeysFile {
+                    user: "bob".into(),
+                    path: "/home/bob/.ssh/authorized_keys".into(),
+                    keys: vec![AuthorizedKey {
+                        line: 2,
+                        fingerprint: "SHA256:x".into(),
+                        comment: "bob@laptop".into(),
+                        options: vec![KeyOption {
+                            name: "from".into(),
+                            value: "10.0.0.1".into(),
+                            has_value: true,
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            1,
+        ));
+        crate::store::Store::put_snapshot(&store, "h1", &s, 5).unwrap();
+        let full = crate::store::Store::latest_snapshot(&store, "h1")
+            .unwrap()
+            .unwrap();
+        let mut seen = Vec::new();
+        crate::store::Store::latest_key_views(&store, &mut |h, v| {
+            seen.push((h.to_string(), v.clone()))
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 1);
+        let (host, view) = &seen[0];
+        assert_eq!(host, "h1");
+        assert_eq!((view.seq, view.collected_at_ms), (3, 1234));
+        let wanted: Vec<(String, String, Option<Body>)> = full
+            .sections
+            .iter()
+            .filter(|x| x.name == "host" || x.name == "ssh_keys")
+            .map(|x| (x.name.clone(), x.status.clone(), x.body.clone()))
+            .collect();
+        let got: Vec<(String, String, Option<Body>)> = view
+            .sections
+            .iter()
+            .map(|x| (x.name.clone(), x.status.clone(), x.body.clone()))
+            .collect();
+        assert_eq!(got, wanted);
+        assert_eq!(got.len(), 2);
+    }
 
     fn snap(seq: u64, uptime: u64, pkgs: &[&str]) -> Snapshot {
         Snapshot {

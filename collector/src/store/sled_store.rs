@@ -1,10 +1,13 @@
-//! The sled adapter. Layout (schema version 2), every value prefixed with a
+//! The sled adapter. Layout (schema version 3), every value prefixed with a
 //! one-byte encoding version:
 //! - `meta`:      "schema" → u32 BE
 //! - `hosts`:     host_id → HostSummary (prost)
 //! - `latest`, `history`, `sections`: see reports.rs
 //! - `findings`, `baselines`: see drift_store.rs
 //! - `tokens`:    token id → Token (prost; the secret only as a hash)
+//! - `sweeps`, `sweep_hosts`: see sweeps.rs (schema 3 moved each sweep's
+//!   hosts out of the job's value into entries of their own; a schema-2
+//!   dir is migrated at open)
 //!
 //! Durability: sled's flush issues sync_file_range, not fsync (see
 //! ../shared/DEPENDENCIES.md), so [`SledStore::sync`] flushes and then
@@ -25,7 +28,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::{PutOutcome, Store, StoreError};
 use crate::tokens::{self, TokenError};
 
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
+/// Older layouts this collector migrates at open.
+const SWEEPS_IN_ONE_VALUE: u32 = 2;
 const ENCODING_V1: u8 = 1;
 
 pub struct SledStore {
@@ -96,13 +101,16 @@ impl SledStore {
                 other => StoreError::Sled(other),
             })?;
         let meta = db.open_tree("meta")?;
+        let mut migrate_from = None;
         match meta.get("schema")? {
             None => {
                 meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
             }
             Some(v) => {
                 let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0xff; 4]));
-                if found != SCHEMA_VERSION {
+                if found == SWEEPS_IN_ONE_VALUE {
+                    migrate_from = Some(found);
+                } else if found != SCHEMA_VERSION {
                     return Err(StoreError::Schema {
                         path: dir.display().to_string(),
                         found,
@@ -124,6 +132,15 @@ impl SledStore {
             dir: dir.to_path_buf(),
             synced_blobs: Mutex::new(HashSet::new()),
         };
+        if migrate_from == Some(SWEEPS_IN_ONE_VALUE) {
+            let moved = store.migrate_sweeps_from_v2()?;
+            store.sync()?;
+            store.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
+            tracing::info!(
+                sweep_hosts = moved,
+                "data dir migrated from schema 2 to 3 (sweep hosts in entries of their own)"
+            );
+        }
         store.sync()?;
         Ok(store)
     }
@@ -322,6 +339,9 @@ impl Store for SledStore {
 
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError> {
         self.latest_inner(host_id)
+    }
+    fn latest_key_views(&self, f: &mut dyn FnMut(&str, &Snapshot)) -> Result<(), StoreError> {
+        self.latest_key_views_inner(f)
     }
 }
 

@@ -10,6 +10,7 @@
 mod fleet;
 mod procstat;
 mod snapshots;
+mod sweep;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -68,6 +69,8 @@ struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sweep: sweep::SweepOpts,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +178,17 @@ fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         .tempdir()
         .context("making a work dir for the certificates")?;
     let files = fleet::issue_certs(&args.pki_dir, &args.ca, work.path(), args.agents)?;
+    if args.sweep.sweep {
+        let out = sweep::run(&args.sweep, &args.collector, &args.ca, &args.pki_dir, files)?;
+        let mut stdout = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer_pretty(&mut stdout, &out)?;
+            writeln!(stdout)?;
+        } else {
+            sweep::print_human(&mut stdout, &out)?;
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let template = snapshots::collect_template()?;
     let snapshot_bytes = prost::Message::encoded_len(&template);
     let snapshot_sections = template.sections.len();
