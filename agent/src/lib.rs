@@ -9,6 +9,7 @@ pub mod config;
 pub mod fuzz;
 pub mod hostfs;
 pub mod identity;
+pub mod memory;
 pub mod metrics;
 pub mod parse;
 pub mod report;

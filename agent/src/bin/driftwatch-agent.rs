@@ -9,6 +9,7 @@ use driftwatch_agent::cli::{Cli, run};
 use driftwatch_common::logging;
 
 fn main() -> ExitCode {
+    driftwatch_agent::memory::single_malloc_arena();
     let cli = Cli::parse();
     logging::init(cli.log_format, "info");
     let rt = match tokio::runtime::Builder::new_multi_thread()
