@@ -175,12 +175,6 @@ impl Reporter {
         self
     }
 
-    /// What `send` would put on the wire for `snap` now, had the collector
-    /// no gaps (for measuring; `send` computes its own).
-    pub fn wire_form(&self, snap: &Snapshot) -> Snapshot {
-        delta(snap, &self.acked, self.full_refresh, &[], Instant::now())
-    }
-
     /// Sends one spooled snapshot as a delta; when the collector lacks some
     /// hashes it says which, and those go again in full. Ok once the
     /// collector acknowledged it durably.

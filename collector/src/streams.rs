@@ -51,9 +51,7 @@ impl Streams {
     /// has none (it gets pending commands when it connects) or it is full.
     pub fn push(&self, host: &str, cmd: Command) -> bool {
         let open = self.open.lock().expect("not poisoned");
-        open.get(host)
-            .and_then(|v| v.iter().rev().find(|(_, tx)| !tx.is_closed()))
-            .is_some_and(|(_, tx)| tx.try_send(Ok(cmd)).is_ok())
+        try_push(&open, host, &cmd)
     }
 
     /// Pushes `cmd` to each of `hosts` that has an open stream, under one
@@ -67,11 +65,7 @@ impl Streams {
         let open = self.open.lock().expect("not poisoned");
         hosts
             .into_iter()
-            .filter(|h| {
-                open.get(*h)
-                    .and_then(|v| v.iter().rev().find(|(_, tx)| !tx.is_closed()))
-                    .is_some_and(|(_, tx)| tx.try_send(Ok(cmd.clone())).is_ok())
-            })
+            .filter(|h| try_push(&open, h, cmd))
             .map(str::to_string)
             .collect()
     }
@@ -104,6 +98,13 @@ impl Streams {
         }
         n
     }
+}
+
+/// Down the newest open stream of `host`, without waiting.
+fn try_push(open: &HashMap<String, Vec<(u64, Outbound)>>, host: &str, cmd: &Command) -> bool {
+    open.get(host)
+        .and_then(|v| v.iter().rev().find(|(_, tx)| !tx.is_closed()))
+        .is_some_and(|(_, tx)| tx.try_send(Ok(cmd.clone())).is_ok())
 }
 
 #[cfg(test)]

@@ -348,34 +348,23 @@ fn read_stat(path: &str, buf: &mut [u8]) -> std::io::Result<(usize, (u32, u32))>
 fn read_uid(path: &mut String, pid: u32) -> Option<u32> {
     path.clear();
     let _ = write!(path, "/proc/{pid}/status");
-    let mut f = File::open(&*path).ok()?;
-    let mut buf = [0u8; STATUS_READ_BYTES];
-    let mut n = 0;
-    loop {
-        let text = &buf[..n];
-        if let Some(at) = find(text, b"\nUid:") {
-            let line = &text[at + 5..];
-            if let Some(end) = line.iter().position(|&b| b == b'\n') {
-                return Some(
-                    std::str::from_utf8(&line[..end])
-                        .ok()
-                        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-                        .unwrap_or(u32::MAX),
-                );
-            }
-        }
-        if n == buf.len() {
-            // No Uid line where it always is: unknown, as before.
-            return Some(u32::MAX);
-        }
-        match f.read(&mut buf[n..]) {
-            Ok(0) if n == 0 => return None,
-            Ok(0) => return Some(u32::MAX),
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
+    let mut text = Vec::with_capacity(STATUS_READ_BYTES);
+    File::open(&*path)
+        .ok()?
+        .take(STATUS_READ_BYTES as u64)
+        .read_to_end(&mut text)
+        .ok()?;
+    if text.is_empty() {
+        return None;
     }
+    // The Uid line is always within the first few hundred bytes; without
+    // it the uid is unknown, as before.
+    let uid = find(&text, b"\nUid:")
+        .map(|at| &text[at + 5..])
+        .and_then(|line| line.split(|&b| b == b'\n').next())
+        .and_then(|line| std::str::from_utf8(line).ok())
+        .and_then(|line| line.split_whitespace().next()?.parse().ok());
+    Some(uid.unwrap_or(u32::MAX))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

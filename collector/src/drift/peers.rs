@@ -45,17 +45,21 @@ fn is_missing(count: usize, n: usize, s: &Settings) -> bool {
 /// first one seen for its (section, peer id).
 #[derive(Default)]
 pub struct Interner {
-    ids: HashMap<(&'static str, String), u32>,
+    /// Section → peer id → number; nested so a lookup borrows the peer id
+    /// (this runs once per item per host per evaluation).
+    ids: HashMap<&'static str, HashMap<String, u32>>,
     items: Vec<(&'static str, String, String)>,
 }
 
 impl Interner {
     fn id(&mut self, section: &'static str, peer: String, text: String) -> u32 {
-        let next = self.items.len() as u32;
-        let id = *self.ids.entry((section, peer.clone())).or_insert(next);
-        if id == next {
-            self.items.push((section, peer, text));
+        let in_section = self.ids.entry(section).or_default();
+        if let Some(&id) = in_section.get(&peer) {
+            return id;
         }
+        let id = self.items.len() as u32;
+        in_section.insert(peer.clone(), id);
+        self.items.push((section, peer, text));
         id
     }
 }
