@@ -95,9 +95,10 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
     if resp.locations.is_empty() {
         writeln!(
             out,
-            "{} is on no host (latest snapshots of {} hosts)",
+            "{} is on no host (latest snapshots of {} host{})",
             describe(&selector),
-            resp.hosts_indexed
+            resp.hosts_indexed,
+            if resp.hosts_indexed == 1 { "" } else { "s" }
         )?;
         return Ok(());
     }
