@@ -473,6 +473,24 @@ mod tests {
             .unwrap())
     }
 
+    /// Right after exec a `sleep` is still running its start-up code, so
+    /// its state is R for a moment; wait (bounded) until the kernel says S.
+    fn wait_until_sleeping(pid: u32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let state = stat.rsplit_once(") ").unwrap().1.chars().next();
+            if state == Some('S') {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} never went to sleep: {stat}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn matches_proc_and_finds_this_test_process() {
         let mut c = ProcessCollector::default();
@@ -521,6 +539,7 @@ mod tests {
     fn a_child_is_listed_with_its_parent_exe_cmdline_and_uid() {
         let kid = spawn("sleep", &["999", "1"]);
         let pid = kid.0.id();
+        wait_until_sleeping(pid);
         let mut c = ProcessCollector::default();
         let processes = collect(&mut c);
         let p = processes
