@@ -105,6 +105,26 @@ fn load_config(path: Option<&PathBuf>, flags: Overrides) -> Result<crate::server
 }
 
 /// Runs a parsed command line (what `main` does after logging is set up).
+/// Descriptors the collector needs besides agent connections: sled's files,
+/// handshakes in flight, the metrics listener, admin CLI connections.
+const FD_HEADROOM: u64 = 1024;
+
+/// Every connected agent holds a descriptor; a soft limit of 1,024 (what a
+/// shell or container often hands out) would refuse agents with EMFILE
+/// long before `max_connections`.
+fn raise_fd_limit(max_connections: usize) {
+    match driftwatch_common::fd_limit::raise_to_hard() {
+        Ok(lim) if lim.soft < max_connections as u64 + FD_HEADROOM => tracing::warn!(
+            open_files = lim.soft,
+            max_connections,
+            "the open-file limit caps connected agents below max_connections; \
+             raise LimitNOFILE= in the unit (or ulimit -Hn) or lower limits.max_connections"
+        ),
+        Ok(lim) => tracing::info!(open_files = lim.soft, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Serve {
@@ -125,6 +145,7 @@ pub fn run(args: Args) -> Result<()> {
                     policy,
                 },
             )?;
+            raise_fd_limit(cfg.limits.max_connections);
             let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
             rt.block_on(async {
                 let collector = Collector::bind(cfg).await?;

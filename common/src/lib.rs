@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod config;
+pub mod fd_limit;
 pub mod identity;
 pub mod logging;
 pub mod metrics;

@@ -131,23 +131,6 @@ fn phase_out(p: &mut fleet::Phase, cpu: Option<(f64, f64)>, disk: Option<(u64, u
     }
 }
 
-/// Thousands of connections need thousands of descriptors: raise the soft
-/// limit to the hard one (never above it, so no privilege is needed).
-#[allow(unsafe_code)]
-fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     match run(args) {
@@ -166,7 +149,8 @@ fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     if !(0.0..=1.0).contains(&args.change_rate) {
         bail!("--change-rate is a fraction between 0 and 1");
     }
-    raise_nofile();
+    // Thousands of connections need thousands of descriptors.
+    let _ = driftwatch_common::fd_limit::raise_to_hard();
     let interval = match args.rate {
         Some(r) if r > 0.0 => Duration::from_secs_f64(args.agents as f64 / r),
         Some(_) => bail!("--rate must be positive"),
