@@ -12,19 +12,44 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone, Args, Default)]
 pub struct ConnArgs {
     /// Collector URL, e.g. https://collector.example:7443
-    #[arg(long, env = "DRIFTWATCH_COLLECTOR", global = true)]
+    #[arg(
+        long,
+        env = "DRIFTWATCH_COLLECTOR",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub collector: Option<String>,
     /// CA certificate that signed the collector's certificate (ca.pem)
-    #[arg(long, env = "DRIFTWATCH_CA", global = true)]
+    #[arg(
+        long,
+        env = "DRIFTWATCH_CA",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub ca: Option<PathBuf>,
     /// Admin client certificate (admin.pem)
-    #[arg(long, env = "DRIFTWATCH_CERT", global = true)]
+    #[arg(
+        long,
+        env = "DRIFTWATCH_CERT",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub cert: Option<PathBuf>,
     /// Admin client private key (admin-key.pem, mode 0600)
-    #[arg(long, env = "DRIFTWATCH_KEY", global = true)]
+    #[arg(
+        long,
+        env = "DRIFTWATCH_KEY",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub key: Option<PathBuf>,
     /// CLI config file [default: ~/.config/driftwatch/cli.toml]
-    #[arg(long = "cli-config", env = "DRIFTWATCH_CLI_CONFIG", global = true)]
+    #[arg(
+        long = "cli-config",
+        env = "DRIFTWATCH_CLI_CONFIG",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub config: Option<PathBuf>,
 }
 

@@ -365,6 +365,25 @@ mod tests {
     }
 
     #[test]
+    fn connection_flags_are_grouped_after_the_command_own() {
+        let mut cli = Cli::command();
+        // Global flags reach subcommands only when the whole tree is built.
+        cli.build();
+        let find = cli
+            .find_subcommand_mut("keys")
+            .and_then(|k| k.find_subcommand_mut("find"))
+            .unwrap();
+        let help = find.render_help().to_string();
+        let heading = help.find("Connection:").expect(&help);
+        for own in ["--fingerprint", "--comment", "--json"] {
+            assert!(help.find(own).unwrap() < heading, "{own} in\n{help}");
+        }
+        for conn in ["--collector", "--ca", "--cert", "--key", "--cli-config"] {
+            assert!(help.find(conn).unwrap() > heading, "{conn} in\n{help}");
+        }
+    }
+
+    #[test]
     fn missing_certificate_says_what_to_do() {
         let args = conn::ConnArgs {
             collector: Some("https://x:1".into()),
