@@ -9,14 +9,25 @@ use std::time::Duration;
 
 use driftwatch_tests::fleet::{Fleet, docker_or_skip};
 
-/// Seqs the collector stored (not duplicates) for `host`, in the order it
-/// stored them, from its JSON debug log across restarts.
-fn stored_order(fleet: &Fleet, host: &str) -> Vec<u64> {
+/// The collector's "report stored" debug events for `host` as (seq,
+/// outcome), in log order across restarts.
+fn acks(fleet: &Fleet, host: &str) -> Vec<(u64, String)> {
     fleet
         .log_events(&fleet.collector_name(), "report stored")
         .iter()
-        .filter(|e| e["span"]["host"] == host && e["outcome"] == "stored")
-        .filter_map(|e| e["seq"].as_u64())
+        .filter(|e| e["span"]["host"] == host)
+        .filter_map(|e| Some((e["seq"].as_u64()?, e["outcome"].as_str()?.to_string())))
+        .collect()
+}
+
+/// Each seq at its first acknowledgement, in order. A "duplicate" counts:
+/// a kill -9 can land after a report was written but before its ack was
+/// logged, and the agent's resend is then acknowledged as a duplicate.
+fn first_acks(acks: &[(u64, String)]) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    acks.iter()
+        .map(|(s, _)| *s)
+        .filter(|s| seen.insert(*s))
         .collect()
 }
 
@@ -30,24 +41,37 @@ fn agent_spooled(fleet: &Fleet, host: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every seq 1..=n stored exactly once and in increasing order.
+/// Every seq 1..=n stored exactly once and acknowledged in increasing order.
 fn assert_complete_in_order(fleet: &Fleet, host: &str, n: u64) {
-    let order = stored_order(fleet, host);
+    // The store shows a seq before its ack is logged (the log line follows
+    // the fsync): wait for the log to catch up.
+    let mut log = Vec::new();
+    fleet.wait_for(
+        &format!("{host}: acks of seqs 1..={n} in the collector log"),
+        Duration::from_secs(30),
+        || {
+            log = acks(fleet, host);
+            first_acks(&log).len() >= n as usize
+        },
+    );
+    let order = first_acks(&log);
     let want: Vec<u64> = (1..=n).collect();
     assert_eq!(
         &order[..n as usize],
         &want[..],
-        "{host}: the collector stored seqs in this order: {order:?}"
+        "{host}: the collector acknowledged seqs in this order: {log:?}"
     );
     let (last, stored) = fleet.host_seqs(host).expect("host known");
     assert_eq!(stored, last, "{host}: every seq up to {last} stored once");
     let mut seen = BTreeMap::new();
-    for s in &order {
-        *seen.entry(*s).or_insert(0) += 1;
+    for (s, outcome) in &log {
+        if outcome == "stored" {
+            *seen.entry(*s).or_insert(0) += 1;
+        }
     }
     assert!(
         seen.values().all(|&c| c == 1),
-        "{host}: a seq was stored twice: {order:?}"
+        "{host}: a seq was stored twice: {log:?}"
     );
 }
 
@@ -89,11 +113,14 @@ fn snapshots_taken_while_the_collector_is_down_arrive_in_order_once() {
     });
     fleet.kill_collector();
     let before = agent_spooled(&fleet, "web-1");
-    std::thread::sleep(Duration::from_secs(5));
-    let during = agent_spooled(&fleet, "web-1");
-    assert!(
-        during >= before + 3,
-        "the agent kept collecting while the collector was down ({before} → {during})"
+    let mut during = before;
+    fleet.wait_for(
+        "the agent to keep collecting while the collector is down",
+        Duration::from_secs(30),
+        || {
+            during = agent_spooled(&fleet, "web-1");
+            during >= before + 3
+        },
     );
     fleet.restart_collector();
     fleet.wait_for("the backlog to arrive", Duration::from_secs(60), || {
@@ -119,16 +146,20 @@ fn a_partition_across_several_agents_loses_and_duplicates_nothing() {
             .all(|h| fleet.host_seqs(h).is_some_and(|(l, _)| l >= 2))
     });
     fleet.partition_collector();
-    std::thread::sleep(Duration::from_secs(6));
-    let during: Vec<u64> = hosts.iter().map(|h| agent_spooled(&fleet, h)).collect();
-    // While cut off, nothing new reaches the collector.
-    for (h, &n) in hosts.iter().zip(&during) {
-        let (last, _) = fleet.host_seqs(h).unwrap();
-        assert!(
-            last + 3 <= n,
-            "{h}: collector has {last} while the agent is at {n}"
-        );
-    }
+    // While cut off, nothing new reaches the collector: every agent gets
+    // at least three snapshots ahead of what the collector has.
+    let mut during: Vec<u64> = Vec::new();
+    fleet.wait_for(
+        "every agent three snapshots ahead of the cut-off collector",
+        Duration::from_secs(40),
+        || {
+            during = hosts.iter().map(|h| agent_spooled(&fleet, h)).collect();
+            hosts
+                .iter()
+                .zip(&during)
+                .all(|(h, &n)| fleet.host_seqs(h).is_some_and(|(last, _)| last + 3 <= n))
+        },
+    );
     fleet.heal_collector();
     fleet.wait_for("every backlog to arrive", Duration::from_secs(90), || {
         hosts
