@@ -105,7 +105,7 @@ fn collector_metrics_listener_comes_from_the_config_file_too() {
     let cfg = tmp.path().join("collector.toml");
     std::fs::write(
         &cfg,
-        format!("metrics_listen = \"{maddr}\"\nstale_after = \"3s\"\ngone_after = \"1h\"\n"),
+        format!("metrics_listen = \"{maddr}\"\nstale_after = \"6s\"\ngone_after = \"1h\"\n"),
     )
     .unwrap();
     let c = CollectorProc::start_with(
@@ -125,8 +125,8 @@ fn collector_metrics_listener_comes_from_the_config_file_too() {
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(hosts(&scrape(&maddr), "fresh"), 1.0);
-    // stale_after = 3s from the file: the host turns stale without reports.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // stale_after = 6s from the file: the host turns stale without reports.
+    let deadline = Instant::now() + Duration::from_secs(20);
     let e = loop {
         let e = scrape(&maddr);
         if hosts(&e, "stale") == 1.0 || Instant::now() > deadline {
@@ -175,13 +175,17 @@ fn agent_metrics_report_section_times_deliveries_and_spool_depth() {
     let e = loop {
         if let Ok((200, _, body)) = http_get(&maddr, "/metrics") {
             let e = parse(&body).unwrap_or_else(|err| panic!("{err}\n{body}"));
-            if e.value("driftwatch_agent_deliveries_total", &[("result", "ok")]) >= 2.0 {
+            // Everything delivered: the spool is empty. Polled, because a
+            // scrape between a collection and its delivery sees depth 1.
+            if e.value("driftwatch_agent_deliveries_total", &[("result", "ok")]) >= 2.0
+                && e.value("driftwatch_agent_spool_snapshots", &[]) == 0.0
+            {
                 break e;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "agent metrics never showed two deliveries"
+            "agent metrics never showed two deliveries and an empty spool"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -206,7 +210,5 @@ fn agent_metrics_report_section_times_deliveries_and_spool_depth() {
         )
         .is_none()
     );
-    // Everything delivered: the spool is empty (depth read at scrape time).
-    assert_eq!(e.value("driftwatch_agent_spool_snapshots", &[]), 0.0);
     assert!(e.value("driftwatch_agent_last_collect_timestamp_seconds", &[]) > 1.7e9);
 }
