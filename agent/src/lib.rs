@@ -47,4 +47,24 @@ pub(crate) mod testutil {
         let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()));
         String::from_utf8_lossy(&bytes).into_owned()
     }
+
+    /// Writes an executable `#!/bin/sh` script. A child process writes it,
+    /// so no write descriptor of ours exists: another test thread forking
+    /// at that moment would carry one into its child until exec, and
+    /// running the script then fails with "Text file busy" (ETXTBSY).
+    pub fn write_script(path: &std::path::Path, body: &str) {
+        use std::io::Write;
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+            .arg(path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh to write a test script");
+        let mut stdin = sh.stdin.take().unwrap();
+        stdin
+            .write_all(format!("#!/bin/sh\n{body}\n").as_bytes())
+            .unwrap();
+        drop(stdin);
+        assert!(sh.wait().unwrap().success(), "writing {}", path.display());
+    }
 }

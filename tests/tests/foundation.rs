@@ -102,8 +102,10 @@ fn agent_reports_and_cli_finds_host_with_process_count_near_proc() {
         .unwrap();
     let oracle = proc_count() as f64;
     let got = procs.len() as f64;
+    // Counted at different moments while parallel tests start and reap
+    // processes: 10%, but never fewer than 10 on a small container.
     assert!(
-        (got - oracle).abs() <= oracle * 0.10,
+        (got - oracle).abs() <= (oracle * 0.10).max(10.0),
         "{got} processes reported vs {oracle} in /proc"
     );
     assert!(procs.iter().any(|p| {

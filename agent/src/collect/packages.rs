@@ -250,14 +250,10 @@ mod tests {
         // A fake rpm on PATH: with the real root it is run and merged with
         // dpkg; with a fake root it is not.
         let bin = tempfile::tempdir().unwrap();
-        let rpm = bin.path().join("rpm");
-        fs::write(
-            &rpm,
-            "#!/bin/sh\nprintf 'zsh\\t5.8-9.el9\\tx86_64\\t(none)\\n'\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&rpm, fs::Permissions::from_mode(0o755)).unwrap();
+        crate::testutil::write_script(
+            &bin.path().join("rpm"),
+            "printf 'zsh\\t5.8-9.el9\\tx86_64\\t(none)\\n'",
+        );
         let root = with_status(STATUS.as_bytes());
         let Body::Packages(s) = collector(bin.path()).collect(&ctx(root.path())).unwrap() else {
             panic!("wrong body")

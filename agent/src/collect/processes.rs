@@ -497,8 +497,10 @@ mod tests {
         let processes = collect(&mut c);
         let from_proc = proc_pids().len() as f64;
         let got = processes.len() as f64;
+        // Counted at different moments while parallel tests start and
+        // reap children: 10%, but never fewer than 10.
         assert!(
-            (got - from_proc).abs() <= from_proc * 0.1,
+            (got - from_proc).abs() <= (from_proc * 0.1).max(10.0),
             "collected {got} vs /proc {from_proc}"
         );
 

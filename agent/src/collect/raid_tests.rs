@@ -2,7 +2,6 @@
 //! for storcli/MegaCli.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::*;
@@ -50,9 +49,7 @@ fn section(r: Result<Body, SectionError>) -> RaidSection {
 
 /// Writes an executable shell script `name` into `dir`.
 fn tool(dir: &Path, name: &str, script: &str) {
-    let p = dir.join(name);
-    fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    crate::testutil::write_script(&dir.join(name), script);
 }
 
 #[test]
@@ -171,9 +168,11 @@ fn broken_and_slow_tools_become_problems() {
         ),
     );
     let mut s = RaidSection::default();
+    // Long enough for the good call to finish on a loaded machine; the
+    // `sleep 5` call still runs into it.
     let used = megaraid(
         &bin.path().as_os_str().to_owned(),
-        Duration::from_millis(300),
+        Duration::from_secs(2),
         &mut s,
     );
     assert_eq!(used.as_deref(), Some("storcli"));
