@@ -36,7 +36,12 @@ pub fn init(format: LogFormat, default_level: &str) {
         Some(Err(e)) => (default_targets(default_level), Some(e)),
         None => (default_targets(default_level), None),
     };
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal: journald, files and pipes get plain text
+    // (escape codes there are noise that breaks grep and log parsers).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests calling entry points twice) is harmless.
     let _ = match format {

@@ -55,6 +55,11 @@ fn agent_reports_and_cli_finds_host_with_process_count_near_proc() {
         stderr_of(&out),
         c.log_text()
     );
+    // Human logs to a file (as to journald) are plain text: no colour codes.
+    let log = c.log_text();
+    assert!(log.contains("collector listening"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a file log:\n{log}");
+    assert!(!stderr_of(&out).contains('\x1b'), "{}", stderr_of(&out));
 
     let hosts = cli_json(&f.pki, &c.url, &["hosts"]);
     let hosts = hosts["hosts"].as_array().unwrap();
