@@ -109,13 +109,17 @@ impl CollectorProc {
         port: Option<u16>,
         extra: &[&str],
     ) -> CollectorProc {
-        let port = port.unwrap_or_else(free_port);
-        let log = data_dir.with_extension(format!("{port}.log"));
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = data_dir.with_extension(format!("{n}.log"));
+        // Without a port the collector binds port 0 and we read the port it
+        // got from its log: a port probed free here could be taken by a
+        // parallel test before the collector binds it.
         let child = Command::new(bin("driftwatch-collector"))
             .args([
                 "serve",
                 "--listen",
-                &format!("127.0.0.1:{port}"),
+                &format!("127.0.0.1:{}", port.unwrap_or(0)),
                 "--data-dir",
             ])
             .arg(data_dir)
@@ -128,14 +132,46 @@ impl CollectorProc {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start collector");
-        let c = CollectorProc {
+        let mut c = CollectorProc {
             child,
-            port,
-            url: format!("https://localhost:{port}"),
+            port: port.unwrap_or(0),
+            url: String::new(),
             log,
         };
+        if c.port == 0 {
+            c.port = c.bound_port();
+        }
+        c.url = format!("https://localhost:{}", c.port);
         c.wait_listening();
         c
+    }
+
+    /// The port in the collector's "collector listening addr=127.0.0.1:N"
+    /// log line.
+    fn bound_port(&mut self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log_text();
+            let port = log
+                .lines()
+                .filter(|l| l.contains("collector listening"))
+                .find_map(|l| l.split("127.0.0.1:").nth(1))
+                .and_then(|rest| {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().ok()
+                });
+            if let Some(p) = port {
+                return p;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("collector exited ({status}) before listening; log:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "collector did not log its address within 20s; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_listening(&self) {
