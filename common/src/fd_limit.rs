@@ -38,8 +38,8 @@ pub fn raise_to_hard() -> io::Result<NofileLimit> {
         }
     }
     Ok(NofileLimit {
-        soft: lim.rlim_cur as u64,
-        hard: lim.rlim_max as u64,
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
     })
 }
 
