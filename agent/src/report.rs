@@ -101,6 +101,8 @@ pub fn delta(
                 duration_us,
                 hash,
                 hash_only: _,
+                // The collector's to set, never the agent's.
+                body_collected_at_ms: _,
                 body: _,
             } = s;
             Section {
@@ -110,6 +112,7 @@ pub fn delta(
                 duration_us: *duration_us,
                 hash: hash.clone(),
                 hash_only: true,
+                body_collected_at_ms: 0,
                 body: None,
             }
         })

@@ -16,6 +16,7 @@ pub fn ok_section(name: &str, body: Body, duration_us: u64) -> Section {
         duration_us,
         hash: String::new(),
         hash_only: false,
+        body_collected_at_ms: 0,
         body: Some(body),
     })
 }
@@ -34,6 +35,7 @@ pub fn failed_section(name: &str, status: &str, error: String, duration_us: u64)
         duration_us,
         hash: String::new(),
         hash_only: false,
+        body_collected_at_ms: 0,
         body: None,
     })
 }

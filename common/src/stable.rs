@@ -20,6 +20,7 @@ pub fn stable_section(s: &Section) -> Section {
         duration_us: 0,
         hash: String::new(),
         hash_only: false,
+        body_collected_at_ms: 0,
         body: s.body.as_ref().map(stable_body),
     }
 }

@@ -419,8 +419,56 @@ fn unchanged_reports_add_no_history_and_deltas_recover_from_a_lost_collector() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    // One section changes while the other is re-sent only as a hash: the
+    // changed one is stored whole with this report's time, the unchanged
+    // one keeps its older body and time, and host show dates it.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    write(
+        &f.host_root("u1"),
+        "root/.ssh/authorized_keys",
+        &format!("{KEY_A}\n{KEY_A} second-line\n"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let h = loop {
+        let h = f.json(&["host", "show", "u1"]);
+        let keys = h["snapshot"]["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "ssh_keys")
+            .map(|s| s["body"]["ssh_keys"].to_string())
+            .unwrap_or_default();
+        if keys.contains("second-line") {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changed key file never arrived: {h:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     let _ = running.kill();
     let _ = running.wait();
+    let snap_ms = h["snapshot"]["collected_at_ms"].as_i64().unwrap();
+    let body_ms = |name: &str| {
+        h["snapshot"]["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["body_collected_at_ms"].as_i64())
+            .unwrap()
+    };
+    assert_eq!(body_ms("ssh_keys"), snap_ms, "{h:#}");
+    assert!(
+        body_ms("host") > 0 && body_ms("host") + 1_000 <= snap_ms,
+        "{h:#}"
+    );
+    let text = run_ok(cli(&f.pki, &f.url()).args(["host", "show", "u1"]));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("== host (ok) · values as of "), "{text}");
+    assert!(text.contains("== ssh_keys (ok)\n"), "{text}");
 }
 
 fn walk_size(p: &Path) -> u64 {

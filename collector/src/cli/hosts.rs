@@ -178,9 +178,11 @@ pub async fn show(
         format_ms(snap.collected_at_ms),
         snap.agent_version
     )?;
+    let now = now_ms();
     for s in &snap.sections {
         writeln!(out)?;
-        write!(out, "{}", render::section(s, opts))?;
+        let note = render::values_age(s, snap.collected_at_ms, now);
+        write!(out, "{}", render::section(s, opts, note.as_deref()))?;
     }
     Ok(())
 }

@@ -11,6 +11,22 @@ pub mod ssh_keys;
 pub mod table;
 
 use driftwatch_common::proto::{Section, section::Body};
+use driftwatch_common::time::{format_age, format_ms};
+
+/// A section whose stable content did not change is reported as a hash and
+/// keeps the body of an earlier report, volatile values (RSS, CPU%, uptime,
+/// container state) included: say how old they are when older than the
+/// snapshot, so nobody reads a 14-minute-old CPU% as live.
+pub fn values_age(s: &Section, snapshot_ms: i64, now_ms: i64) -> Option<String> {
+    let at = s.body_collected_at_ms;
+    (s.body.is_some() && at > 0 && snapshot_ms - at >= 1_000).then(|| {
+        format!(
+            "values as of {} ({}; not re-sent while unchanged)",
+            format_ms(at),
+            format_age(at, now_ms)
+        )
+    })
+}
 
 /// How to sort process tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,11 +44,15 @@ pub struct Options {
     pub limit: usize,
 }
 
-/// One section as text: a heading line, then its table or its error.
-pub fn section(s: &Section, opts: &Options) -> String {
+/// One section as text: a heading line (with `note`, if any), then its
+/// table or its error.
+pub fn section(s: &Section, opts: &Options, note: Option<&str>) -> String {
     let mut out = format!("== {} ({})", s.name, s.status);
     if !s.error.is_empty() {
         out.push_str(&format!(": {}", s.error));
+    }
+    if let Some(note) = note {
+        out.push_str(&format!(" · {note}"));
     }
     out.push('\n');
     let body = match &s.body {
@@ -47,4 +67,40 @@ pub fn section(s: &Section, opts: &Options) -> String {
     };
     out.push_str(&body);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::HostSection;
+
+    #[test]
+    fn old_values_are_dated_in_the_heading() {
+        let mut s = Section {
+            name: "host".into(),
+            status: "ok".into(),
+            body: Some(Body::Host(HostSection::default())),
+            body_collected_at_ms: 1_764_000_000_000,
+            ..Default::default()
+        };
+        let snap = s.body_collected_at_ms + 14 * 60_000;
+        let note = values_age(&s, snap, snap + 5_000).unwrap();
+        assert_eq!(
+            note,
+            "values as of 2025-11-24T16:00:00Z (14m ago; not re-sent while unchanged)"
+        );
+        let text = section(&s, &Options::default(), Some(&note));
+        assert!(
+            text.starts_with(&format!("== host (ok) · {note}\n")),
+            "{text}"
+        );
+        // Values as new as the snapshot, unknown (0), or no body: no note.
+        assert_eq!(values_age(&s, s.body_collected_at_ms, snap), None);
+        s.body_collected_at_ms = 0;
+        assert_eq!(values_age(&s, snap, snap), None);
+        s.body_collected_at_ms = 1;
+        s.body = None;
+        assert_eq!(values_age(&s, snap, snap), None);
+        assert_eq!(section(&s, &Options::default(), None), "== host (ok)\n");
+    }
 }

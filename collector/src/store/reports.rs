@@ -132,10 +132,13 @@ pub fn assemble(
                     *s = full;
                     s.duration_us = duration;
                     s.hash_only = false;
+                    // From the previous snapshot its time comes along; a body
+                    // from the content-addressed store has none (0).
                 }
                 None => missing.push(s.name.clone()),
             }
         } else {
+            s.body_collected_at_ms = snap.collected_at_ms;
             s.hash = section_hash(s);
             if seen.insert(s.hash.clone()) && known(&s.hash)?.is_none() {
                 new_sections.push((s.hash.clone(), stable_section(s)));
@@ -540,6 +543,41 @@ mod tests {
             a.snapshot.sections[1].hash,
             section_hash(&snap(3, 1, &["a"]).sections[1])
         );
+    }
+
+    #[test]
+    fn each_body_keeps_the_time_its_values_were_collected() {
+        let none = |_: &str| Ok(None);
+        let at = |seq, ms| Snapshot {
+            collected_at_ms: ms,
+            ..snap(seq, seq * 10, &["a"])
+        };
+        let mut claimed = at(1, 1_000);
+        claimed.sections[0].body_collected_at_ms = 99; // never the agent's say
+        let first = assemble(&claimed, None, none).unwrap().unwrap().snapshot;
+        let times = |s: &Snapshot| -> Vec<i64> {
+            s.sections.iter().map(|x| x.body_collected_at_ms).collect()
+        };
+        assert_eq!(times(&first), [1_000, 1_000]);
+        // host sent in full at 2s, packages as a hash: its body is from 1s.
+        let mut d = at(2, 2_000);
+        d.sections[1].body = None;
+        d.sections[1].hash_only = true;
+        let second = assemble(&d, Some(&first), none).unwrap().unwrap().snapshot;
+        assert_eq!(times(&second), [2_000, 1_000]);
+        let third = assemble(&delta(at(3, 3_000)), Some(&second), none)
+            .unwrap()
+            .unwrap()
+            .snapshot;
+        assert_eq!(times(&third), [2_000, 1_000], "carried along, not reset");
+        // Restored from the content-addressed store: no volatile values, no time.
+        let stored = stable_section(&first.sections[1]);
+        let from_store = |_: &str| Ok(Some(stored.clone()));
+        let mut d = at(4, 4_000);
+        d.sections[1].body = None;
+        d.sections[1].hash_only = true;
+        let fourth = assemble(&d, None, from_store).unwrap().unwrap().snapshot;
+        assert_eq!(times(&fourth), [4_000, 0]);
     }
 
     #[test]
