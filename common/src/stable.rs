@@ -30,6 +30,12 @@ pub fn section_hash(s: &Section) -> String {
     hex::encode(Sha256::digest(stable_section(s).encode_to_vec()))
 }
 
+/// Whether a section of this kind carries volatile values at all (what
+/// [`stable_body`] clears); ssh_keys and packages are all stable content.
+pub fn has_volatile_values(body: &Body) -> bool {
+    !matches!(body, Body::SshKeys(_) | Body::Packages(_))
+}
+
 pub fn stable_body(body: &Body) -> Body {
     match body {
         Body::Host(h) => {

@@ -11,6 +11,7 @@ pub mod ssh_keys;
 pub mod table;
 
 use driftwatch_common::proto::{Section, section::Body};
+use driftwatch_common::stable::has_volatile_values;
 use driftwatch_common::time::{format_age, format_ms};
 
 /// A section whose stable content did not change is reported as a hash and
@@ -19,7 +20,8 @@ use driftwatch_common::time::{format_age, format_ms};
 /// snapshot, so nobody reads a 14-minute-old CPU% as live.
 pub fn values_age(s: &Section, snapshot_ms: i64, now_ms: i64) -> Option<String> {
     let at = s.body_collected_at_ms;
-    (s.body.is_some() && at > 0 && snapshot_ms - at >= 1_000).then(|| {
+    let volatile = s.body.as_ref().is_some_and(has_volatile_values);
+    (volatile && at > 0 && snapshot_ms - at >= 1_000).then(|| {
         format!(
             "values as of {} ({}; not re-sent while unchanged)",
             format_ms(at),
@@ -102,5 +104,8 @@ mod tests {
         s.body = None;
         assert_eq!(values_age(&s, snap, snap), None);
         assert_eq!(section(&s, &Options::default(), None), "== host (ok)\n");
+        // Nothing volatile in the section: nothing to date.
+        s.body = Some(Body::Packages(Default::default()));
+        assert_eq!(values_age(&s, snap, snap), None);
     }
 }
