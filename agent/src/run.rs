@@ -210,6 +210,25 @@ impl Agent {
         }
     }
 
+    /// Lets the collectors take their rate baselines (see
+    /// [`PRIME_INTERVAL`]).
+    async fn prime(&mut self) {
+        let ctx = Context {
+            fs: HostFs::new(&self.cfg.root),
+        };
+        let mut collectors = self
+            .collectors
+            .take()
+            .expect("collectors present between ticks");
+        let collectors = tokio::task::spawn_blocking(move || {
+            collectors.prime_all(&ctx);
+            collectors
+        })
+        .await
+        .expect("priming panicked outside a collector");
+        self.collectors = Some(collectors);
+    }
+
     /// Collects, numbers and spools one snapshot; returns its seq.
     async fn collect_and_spool(&mut self) -> Result<u64, RunError> {
         let ctx = Context {
@@ -289,6 +308,13 @@ pub async fn run_once(cfg: RunConfig) -> Result<u64, RunError> {
     Ok(seq)
 }
 
+/// How long after start the first collection runs. The collectors are
+/// primed at start, so the first report's CPU% covers this second instead
+/// of reading 0.0 for every process; with delta reporting that first body
+/// can be what `host show` displays for up to --full-refresh on a quiet
+/// host. `--once` does not wait (and reports no CPU%).
+pub const PRIME_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Reports every interval until `shutdown` resolves.
 pub async fn run_forever(
     cfg: RunConfig,
@@ -321,7 +347,8 @@ pub async fn run_forever(
     ));
     let max_backoff = interval.clamp(Duration::from_secs(1), Duration::from_secs(300));
     let mut backoff = Duration::from_secs(1);
-    let mut next_collect = Instant::now();
+    agent.prime().await;
+    let mut next_collect = Instant::now() + PRIME_INTERVAL;
     let mut next_drain: Option<Instant> = None;
     tokio::pin!(shutdown);
     info!(collector = %agent.cfg.collector, interval_s = interval.as_secs_f64(), "agent started");

@@ -44,6 +44,9 @@ pub trait Collector: Send {
     /// The section name, as in the proto (`ssh_keys`).
     fn name(&self) -> &'static str;
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError>;
+    /// Takes the baseline a rate needs (CPU times) so that the first
+    /// report's rates are measured, not zero. Most sections have none.
+    fn prime(&mut self, _ctx: &Context) {}
 }
 
 /// Every section this agent knows, in report order.
@@ -86,6 +89,16 @@ impl Collectors {
 
     pub fn names(&self) -> Vec<&'static str> {
         self.collectors.iter().map(|c| c.name()).collect()
+    }
+
+    /// Primes every collector that keeps rates. Blocking, like
+    /// [`Collectors::collect_all`]; a panic here is the next collection's
+    /// to report.
+    pub fn prime_all(&mut self, ctx: &Context) {
+        for c in &mut self.collectors {
+            let _span = info_span!("prime", section = c.name()).entered();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.prime(ctx)));
+        }
     }
 
     /// Runs every collector once. Blocking: call from a blocking thread.

@@ -92,6 +92,13 @@ impl Collector for ProcessCollector {
         "processes"
     }
 
+    /// A collection whose result is dropped: it fills the per-process
+    /// cache (the cold reads of exe, cmdline and status) and the CPU
+    /// times the next collection measures against.
+    fn prime(&mut self, ctx: &Context) {
+        let _ = self.collect(ctx);
+    }
+
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {
         let clock = match self.clock {
             Some(c) => c,
@@ -603,6 +610,21 @@ mod tests {
         assert!(p.cpu_percent > 0.0, "{}", p.cpu_percent);
         assert!(p.cpu_percent <= 100.0 * c.clock.unwrap().cpus as f32);
         assert!(p.cpu_time_ms > 0);
+    }
+
+    #[test]
+    fn after_priming_the_first_collection_measures_cpu() {
+        let kid = spawn("sh", &["-c", "while :; do :; done"]);
+        let pid = kid.0.id();
+        let mut c = ProcessCollector::default();
+        c.prime(&Context {
+            fs: HostFs::default(),
+        });
+        assert!(c.known.contains_key(&pid), "the prime fills the cache");
+        std::thread::sleep(Duration::from_millis(600));
+        let first = collect(&mut c);
+        let p = first.iter().find(|p| p.pid == pid).expect("listed");
+        assert!(p.cpu_percent > 0.0, "{}", p.cpu_percent);
     }
 
     #[test]
