@@ -132,12 +132,13 @@ pub async fn show(
     writeln!(out, "labels   {}", labels(&h))?;
     writeln!(
         out,
-        "seen     first {}, last {} ({}), seq {}, {} snapshots stored",
+        "seen     first {}, last {} ({}), seq {}, {} snapshot{} stored",
         format_ms(h.first_seen_ms),
         format_ms(h.last_seen_ms),
         format_age(h.last_seen_ms, now_ms()),
         h.last_seq,
-        h.snapshots_stored
+        h.snapshots_stored,
+        if h.snapshots_stored == 1 { "" } else { "s" }
     )?;
     if h.revoked_ms > 0 {
         writeln!(
