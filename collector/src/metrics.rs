@@ -151,17 +151,17 @@ fn findings_by_severity(state: &State) -> Vec<(Vec<String>, f64)> {
 }
 
 fn sweeps_by_state(state: &State) -> Vec<(Vec<String>, f64)> {
-    let jobs = match state.store.list_sweeps() {
-        Ok(j) => j,
-        Err(e) => {
-            warn!(error = %e, "metrics: listing sweeps failed");
-            return vec![];
-        }
-    };
     let now = now_ms();
+    let jobs =
+        match crate::service::sweeps::summaries(state.store.as_ref(), &state.settled_sweeps, now) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(error = %e, "metrics: listing sweeps failed");
+                return vec![];
+            }
+        };
     let mut counts = [0u64; 3];
-    for job in jobs {
-        let v = crate::service::sweeps::view(job, now);
+    for v in jobs {
         let i = if v.hosts_pending > 0 {
             0
         } else if v.hosts_failed + v.hosts_expired > 0 {

@@ -48,6 +48,7 @@ pub struct State {
     /// Where every key is, from the latest snapshots (`keys find`).
     pub keys: Arc<RwLock<KeyIndex>>,
     pub metrics: CollectorMetrics,
+    pub settled_sweeps: Arc<sweeps::SettledSweeps>,
     store_gate: Arc<tokio::sync::Semaphore>,
 }
 
@@ -76,6 +77,7 @@ impl State {
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),
             metrics: CollectorMetrics::detached(),
+            settled_sweeps: Arc::default(),
             store_gate: Arc::new(tokio::sync::Semaphore::new(STORE_CONCURRENCY)),
         })
     }

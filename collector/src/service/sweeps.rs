@@ -13,6 +13,50 @@ use tracing::{info, warn};
 use super::State;
 use crate::error::ServiceError;
 
+/// A result pushed just before expiry may still arrive after it; an hour
+/// later nothing can change a sweep any more.
+const SETTLE_AFTER_EXPIRY_MS: i64 = 3_600_000;
+
+/// Summaries (counts, no host entries) of sweeps that can no longer change:
+/// every host answered, or an hour past expiry. `keys sweeps` and the
+/// sweeps metric read these from memory instead of every host entry of
+/// every sweep ever run (a year of offboarding × 100,000 hosts is millions
+/// of entries per scrape).
+#[derive(Debug, Default)]
+pub struct SettledSweeps(std::sync::Mutex<std::collections::HashMap<String, SweepJob>>);
+
+/// Every sweep with its counts and without host entries, newest first.
+/// Blocking (store reads): call from the blocking pool or a sync context.
+pub fn summaries(
+    store: &dyn crate::store::Store,
+    settled: &SettledSweeps,
+    now: i64,
+) -> Result<Vec<SweepJob>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for header in store.sweep_headers()? {
+        if let Some(s) = settled.0.lock().expect("not poisoned").get(&header.id) {
+            out.push(s.clone());
+            continue;
+        }
+        let Some(job) = store.get_sweep(&header.id)? else {
+            continue; // removed since the headers were read
+        };
+        let answered = job.hosts.iter().all(|h| h.status != "pending");
+        let mut v = view(job, now);
+        v.hosts.clear();
+        if answered || now >= v.expires_ms.saturating_add(SETTLE_AFTER_EXPIRY_MS) {
+            settled
+                .0
+                .lock()
+                .expect("not poisoned")
+                .insert(v.id.clone(), v.clone());
+        }
+        out.push(v);
+    }
+    out.sort_by_key(|j| std::cmp::Reverse(j.created_ms));
+    Ok(out)
+}
+
 /// How long offline hosts may still pick a sweep up, unless asked otherwise.
 pub const DEFAULT_SWEEP_TTL_S: u64 = 7 * 86_400;
 const MAX_SWEEP_TTL_S: u64 = 90 * 86_400;
@@ -188,18 +232,10 @@ pub async fn get(state: &State, id: &str) -> Result<SweepJob, ServiceError> {
 }
 
 pub async fn list(state: &State) -> Result<ListSweepsResponse, ServiceError> {
-    let now = now_ms();
-    let mut sweeps: Vec<SweepJob> = state
-        .blocking(|s| s.list_sweeps())
-        .await?
-        .into_iter()
-        .map(|j| {
-            let mut j = view(j, now);
-            j.hosts.clear();
-            j
-        })
-        .collect();
-    sweeps.sort_by_key(|j| std::cmp::Reverse(j.created_ms));
+    let settled = state.settled_sweeps.clone();
+    let sweeps = state
+        .blocking(move |s| summaries(s, &settled, now_ms()))
+        .await?;
     Ok(ListSweepsResponse { sweeps })
 }
 
@@ -337,5 +373,72 @@ mod tests {
         let late = view(job, 1000);
         assert_eq!((late.hosts_pending, late.hosts_expired), (0, 1));
         assert_eq!(late.hosts[1].status, "expired");
+    }
+
+    #[test]
+    fn summaries_are_kept_once_a_sweep_cannot_change() {
+        use crate::store::{SledStore, SweepStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let job = |id: &str, created_ms| SweepJob {
+            id: id.into(),
+            created_ms,
+            expires_ms: 10_000,
+            hosts: ["a", "b"]
+                .iter()
+                .map(|h| SweepHost {
+                    host_id: h.to_string(),
+                    status: "pending".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        store.put_sweep(&job("old", 1)).unwrap();
+        store.put_sweep(&job("new", 2)).unwrap();
+        let answer = |id: &str, host: &str, status: &'static str| {
+            store
+                .update_sweep_host(id, host, &|e| {
+                    e.status = status.into();
+                    true
+                })
+                .unwrap()
+                .unwrap();
+        };
+        let settled = SettledSweeps::default();
+        let is_settled = |id: &str| settled.0.lock().unwrap().contains_key(id);
+        let counts = |j: &SweepJob| {
+            (
+                j.hosts_done,
+                j.hosts_pending,
+                j.hosts_failed,
+                j.hosts_expired,
+            )
+        };
+
+        answer("old", "a", "done");
+        let got = summaries(&store, &settled, 5_000).unwrap();
+        assert_eq!(got[0].id, "new", "newest first");
+        assert_eq!(counts(&got[1]), (1, 1, 0, 0));
+        assert!(got.iter().all(|j| j.hosts.is_empty()));
+        assert!(!is_settled("old") && !is_settled("new"));
+
+        // Every host answered: settled, and served from memory from now on.
+        answer("old", "b", "failed");
+        let got = summaries(&store, &settled, 5_000).unwrap();
+        assert_eq!(counts(&got[1]), (1, 0, 1, 0));
+        assert!(is_settled("old") && !is_settled("new"));
+        store.put_sweep(&job("old", 1)).unwrap(); // behind the cache's back
+        assert_eq!(
+            counts(&summaries(&store, &settled, 5_000).unwrap()[1]),
+            (1, 0, 1, 0)
+        );
+
+        // Expired but a late result could still land: not yet settled.
+        let got = summaries(&store, &settled, 10_000).unwrap();
+        assert_eq!(counts(&got[0]), (0, 0, 0, 2));
+        assert!(!is_settled("new"));
+        summaries(&store, &settled, 10_000 + SETTLE_AFTER_EXPIRY_MS).unwrap();
+        assert!(is_settled("new"));
     }
 }
