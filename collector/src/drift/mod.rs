@@ -104,58 +104,101 @@ pub fn evaluate(
     s: &Settings,
     now_ms: i64,
 ) -> Vec<Finding> {
-    let mut e = Evaluation::new(baselines, policy, s, now_ms);
-    for h in hosts {
-        e.add(h.summary.clone(), h.snapshot);
+    let mut interner = peers::Interner::default();
+    let derived: Vec<Option<Derived>> = hosts
+        .iter()
+        .map(|h| {
+            needs_snapshot(h.summary, s, now_ms)
+                .then(|| Derived::of(h.summary, h.snapshot, baselines, policy, &mut interner))
+        })
+        .collect();
+    let mut e = Evaluation::new(&interner, s, now_ms);
+    for (h, d) in hosts.iter().zip(&derived) {
+        e.add(h.summary.clone(), d.as_ref());
     }
     e.finish()
 }
 
-/// One evaluation, fed one host at a time: what concerns a host alone
-/// (policy, baseline, staleness) is decided as it is added, and only its
-/// interned peer items are kept, so a fleet's snapshots never have to be
-/// in memory at once.
+/// Whether anything is derived from this host's snapshot: only hosts still
+/// in peer statistics (fresh or stale) are compared and held to policy.
+pub fn needs_snapshot(h: &HostSummary, s: &Settings, now_ms: i64) -> bool {
+    matches!(host_state(h, s, now_ms), "fresh" | "stale")
+}
+
+/// What drift takes from one host's latest snapshot: its interned peer
+/// items and its policy and baseline drafts. It depends only on that
+/// snapshot, the host's labels and image id (which baseline applies), the
+/// policy and the baselines, so the evaluator keeps it between evaluations
+/// and decodes a snapshot again only when one of those changed.
+pub struct Derived {
+    pub peer_items: peers::PeerItems,
+    pub drafts: Vec<Draft>,
+}
+
+impl Derived {
+    pub fn of(
+        summary: &HostSummary,
+        snapshot: Option<&Snapshot>,
+        baselines: &[Baseline],
+        policy: &policy::Policy,
+        interner: &mut peers::Interner,
+    ) -> Derived {
+        let peer_items = peers::PeerItems::of(snapshot, interner);
+        let mut drafts = Vec::new();
+        if let Some(snap) = snapshot {
+            drafts.extend(policy::evaluate(policy, snap));
+            if let Some(b) = baseline::for_host(&summary.labels, &summary.image_id, baselines) {
+                drafts.extend(baseline::evaluate(b, snap));
+            }
+        }
+        Derived { peer_items, drafts }
+    }
+}
+
+/// One evaluation, fed one host at a time with what was derived from its
+/// snapshot: staleness is decided as a host is added, and a fleet's
+/// snapshots never have to be in memory at once (nor, with the
+/// evaluator's cache, decoded again while unchanged).
 pub struct Evaluation<'a> {
-    baselines: &'a [Baseline],
-    policy: &'a policy::Policy,
     s: &'a Settings,
     now_ms: i64,
     hosts: Vec<HostSummary>,
     /// Hosts in peer statistics (fresh or stale; gone and revoked hosts
     /// leave them), with their items at the same position.
     in_stats: Vec<usize>,
-    peer_items: Vec<peers::PeerItems>,
-    interner: peers::Interner,
+    peer_items: Vec<&'a peers::PeerItems>,
+    interner: &'a peers::Interner,
     host_drafts: Vec<(usize, Draft)>,
 }
 
+static NO_ITEMS: peers::PeerItems = peers::PeerItems::EMPTY;
+
 impl<'a> Evaluation<'a> {
-    pub fn new(
-        baselines: &'a [Baseline],
-        policy: &'a policy::Policy,
-        s: &'a Settings,
-        now_ms: i64,
-    ) -> Self {
+    pub fn new(interner: &'a peers::Interner, s: &'a Settings, now_ms: i64) -> Self {
         Evaluation {
-            baselines,
-            policy,
             s,
             now_ms,
             hosts: Vec::new(),
             in_stats: Vec::new(),
             peer_items: Vec::new(),
-            interner: peers::Interner::default(),
+            interner,
             host_drafts: Vec::new(),
         }
     }
 
-    pub fn add(&mut self, summary: HostSummary, snapshot: Option<&Snapshot>) {
+    /// `derived` is what [`Derived::of`] made of the host's latest snapshot
+    /// (with this evaluation's interner) when [`needs_snapshot`] holds.
+    pub fn add(&mut self, summary: HostSummary, derived: Option<&'a Derived>) {
         let i = self.hosts.len();
         let state = host_state(&summary, self.s, self.now_ms);
         if matches!(state, "fresh" | "stale") {
             self.in_stats.push(i);
             self.peer_items
-                .push(peers::PeerItems::of(snapshot, &mut self.interner));
+                .push(derived.map_or(&NO_ITEMS, |d| &d.peer_items));
+            if let Some(d) = derived {
+                self.host_drafts
+                    .extend(d.drafts.iter().map(|d| (i, d.clone())));
+            }
         }
         match state {
             "stale" | "gone" => self.host_drafts.push((
@@ -179,27 +222,13 @@ impl<'a> Evaluation<'a> {
             )),
             _ => {}
         }
-        if !matches!(state, "gone" | "revoked")
-            && let Some(snap) = snapshot
-        {
-            self.host_drafts.extend(
-                policy::evaluate(self.policy, snap)
-                    .into_iter()
-                    .map(|d| (i, d)),
-            );
-            if let Some(b) = baseline::for_host(&summary.labels, &summary.image_id, self.baselines)
-            {
-                self.host_drafts
-                    .extend(baseline::evaluate(b, snap).into_iter().map(|d| (i, d)));
-            }
-        }
         self.hosts.push(summary);
     }
 
     pub fn finish(self) -> Vec<Finding> {
         let summaries: Vec<&HostSummary> = self.in_stats.iter().map(|&i| &self.hosts[i]).collect();
         let mut drafts: Vec<(usize, Draft)> = Vec::new();
-        for (pi, ds) in peers::evaluate(&summaries, &self.peer_items, &self.interner, self.s) {
+        for (pi, ds) in peers::evaluate(&summaries, &self.peer_items, self.interner, self.s) {
             drafts.extend(ds.into_iter().map(|d| (self.in_stats[pi], d)));
         }
         drafts.extend(self.host_drafts);

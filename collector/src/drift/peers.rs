@@ -52,6 +52,15 @@ pub struct Interner {
 }
 
 impl Interner {
+    /// Items interned so far.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     fn id(&mut self, section: &'static str, peer: String, text: String) -> u32 {
         let in_section = self.ids.entry(section).or_default();
         if let Some(&id) = in_section.get(&peer) {
@@ -74,6 +83,11 @@ pub struct PeerItems {
 }
 
 impl PeerItems {
+    pub const EMPTY: PeerItems = PeerItems {
+        collected: 0,
+        ids: Vec::new(),
+    };
+
     pub fn of(snapshot: Option<&Snapshot>, interner: &mut Interner) -> Self {
         let mut out = PeerItems::default();
         let Some(snap) = snapshot else {
@@ -113,7 +127,7 @@ impl PeerItems {
 /// of those still in peer statistics; the result is keyed by that index.
 pub fn evaluate(
     hosts: &[&HostSummary],
-    items: &[PeerItems],
+    items: &[&PeerItems],
     interner: &Interner,
     s: &Settings,
 ) -> BTreeMap<usize, Vec<Draft>> {
@@ -151,7 +165,7 @@ pub fn evaluate(
             (x.0, &x.1).cmp(&(y.0, &y.1))
         });
         for &i in &members {
-            let mine = &items[i];
+            let mine = items[i];
             for &(id, count) in &candidates {
                 let (sec, peer, text) = &interner.items[id as usize];
                 let Some((out_sev, miss_sev)) = severities(sec) else {

@@ -257,6 +257,7 @@ impl SledStore {
                 }
                 if full.seq >= h.last_seq || full.agent_epoch != h.agent_epoch {
                     latest.insert(host_id.as_bytes(), latest_bytes.as_slice())?;
+                    h.latest_version += 1;
                     h.last_seq = full.seq;
                     h.agent_epoch = full.agent_epoch;
                     h.labels = merge_labels(&h.enrollment_labels, &full.labels);
