@@ -216,6 +216,8 @@ impl KeyIndex {
                         options: l.options.iter().map(|o| o.to_string()).collect(),
                         seq: h.seq,
                         collected_at_ms: h.collected_at_ms,
+                        // The index knows snapshots, not revocations.
+                        host_revoked: false,
                     });
                 }
             }

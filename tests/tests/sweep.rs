@@ -527,4 +527,26 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
         text.contains("refused") && text.contains("/home/erin/.ssh/authorized_keys"),
         "{text}"
     );
+
+    // A revoked host's key lines stay findable, marked: no sweep reaches it.
+    run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "web-5"]));
+    let f = cli_json(&pki, &c.url, &["keys", "find", "--comment", "ops@corp"]);
+    let marks: Vec<(String, bool)> = f["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let id = l["host_id"].as_str().unwrap().to_string();
+            (id, l["host_revoked"].as_bool().unwrap_or(false))
+        })
+        .collect();
+    assert!(marks.contains(&("web-5".into(), true)), "{f:#}");
+    assert!(marks.contains(&("web-1".into(), false)), "{f:#}");
+    let table = run_ok(cli(&pki, &c.url).args(["keys", "find", "--comment", "ops@corp"]));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("web-5 (revoked)") && text.contains("a sweep cannot reach it"),
+        "{text}"
+    );
+    assert!(!text.contains("web-1 (revoked)"), "{text}");
 }

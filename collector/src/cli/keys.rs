@@ -107,7 +107,11 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
     ]);
     for l in &resp.locations {
         t.row([
-            l.host_id.clone(),
+            if l.host_revoked {
+                format!("{} (revoked)", l.host_id)
+            } else {
+                l.host_id.clone()
+            },
             l.hostname.clone(),
             l.user.clone(),
             l.path.clone(),
@@ -117,6 +121,12 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
         ]);
     }
     write!(out, "{}", t.render())?;
+    if resp.locations.iter().any(|l| l.host_revoked) {
+        writeln!(
+            out,
+            "(revoked): the collector refuses that host's agent, so a sweep cannot reach it; re-image it or remove the key by hand"
+        )?;
+    }
     Ok(())
 }
 

@@ -93,8 +93,12 @@ pub fn find_keys(
 ) -> Result<FindKeysResponse, ServiceError> {
     let sel = validate_selector(sel)?;
     let idx = state.keys.read().expect("not poisoned");
+    let mut locations = idx.find(&sel);
+    for l in &mut locations {
+        l.host_revoked = state.is_revoked(&l.host_id);
+    }
     Ok(FindKeysResponse {
-        locations: idx.find(&sel),
+        locations,
         hosts_indexed: u32::try_from(idx.hosts_indexed()).unwrap_or(u32::MAX),
     })
 }
