@@ -239,9 +239,7 @@ pub fn evaluate_stored(
 mod tests {
     use super::*;
     use crate::store::SledStore;
-    use driftwatch_common::proto::section::Body;
-    use driftwatch_common::proto::{AuthorizedKey, AuthorizedKeysFile, Snapshot, SshKeysSection};
-    use driftwatch_common::snapshot::ok_section;
+    use driftwatch_common::proto::Snapshot;
 
     fn keys_snapshot(seq: u64, fps: &[&str]) -> Snapshot {
         Snapshot {
@@ -252,27 +250,7 @@ mod tests {
                 key: "group".into(),
                 value: "web".into(),
             }],
-            sections: vec![ok_section(
-                "ssh_keys",
-                Body::SshKeys(SshKeysSection {
-                    files: vec![AuthorizedKeysFile {
-                        user: "root".into(),
-                        path: "/root/.ssh/authorized_keys".into(),
-                        keys: fps
-                            .iter()
-                            .map(|f| AuthorizedKey {
-                                key_type: "ssh-ed25519".into(),
-                                fingerprint: f.to_string(),
-                                ..Default::default()
-                            })
-                            .collect(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                1,
-            )],
-            ..Default::default()
+            ..crate::drift::tests::keys(fps)
         }
     }
 

@@ -286,4 +286,4 @@ pub fn reconcile(stored: &[Finding], current: Vec<Finding>, now_ms: i64) -> Vec<
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

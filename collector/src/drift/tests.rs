@@ -18,7 +18,8 @@ fn host(id: &str, group: &str, last_seen: i64) -> HostSummary {
     }
 }
 
-fn keys(fps: &[&str]) -> Snapshot {
+/// A snapshot with only an ssh_keys section: root's keys by fingerprint.
+pub(crate) fn keys(fps: &[&str]) -> Snapshot {
     Snapshot {
         sections: vec![ok_section(
             "ssh_keys",
