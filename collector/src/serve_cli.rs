@@ -104,7 +104,6 @@ fn load_config(path: Option<&PathBuf>, flags: Overrides) -> Result<crate::server
     config::build(file, flags).map_err(anyhow::Error::msg)
 }
 
-/// Runs a parsed command line (what `main` does after logging is set up).
 /// Descriptors the collector needs besides agent connections: sled's files,
 /// handshakes in flight, the metrics listener, admin CLI connections.
 const FD_HEADROOM: u64 = 1024;
@@ -118,13 +117,15 @@ fn raise_fd_limit(max_connections: usize) {
             open_files = lim.soft,
             max_connections,
             "the open-file limit caps connected agents below max_connections; \
-             raise LimitNOFILE= in the unit (or ulimit -Hn) or lower limits.max_connections"
+             raise the hard limit (LimitNOFILE= in the unit, or ulimit -Hn as root) \
+             or lower limits.max_connections in the config"
         ),
         Ok(lim) => tracing::info!(open_files = lim.soft, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
     }
 }
 
+/// Runs a parsed command line (what `main` does after logging is set up).
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Serve {

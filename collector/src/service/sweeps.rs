@@ -94,8 +94,9 @@ pub fn find_keys(
     let sel = validate_selector(sel)?;
     let idx = state.keys.read().expect("not poisoned");
     let mut locations = idx.find(&sel);
+    let revoked = state.revoked.read().expect("not poisoned");
     for l in &mut locations {
-        l.host_revoked = state.is_revoked(&l.host_id);
+        l.host_revoked = revoked.contains(&l.host_id);
     }
     Ok(FindKeysResponse {
         locations,
