@@ -1,9 +1,9 @@
 #!/bin/sh
-# Fills fuzz/corpus/<target>/ from ../shared/fixtures (by path: nothing is
-# copied into the repository; corpus/ is ignored) and fuzz/regressions/.
+# Fills fuzz/corpus/<target>/ (git-ignored) from the repository's
+# tests/fixtures and fuzz/regressions/.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-fx=${DRIFTWATCH_FIXTURES:-$here/../../shared/fixtures}
+fx=$here/../tests/fixtures
 seed() { # target, files...
     t=$1; shift; mkdir -p "$here/corpus/$t"
     for f in "$@"; do [ -f "$f" ] && cp "$f" "$here/corpus/$t/"; done

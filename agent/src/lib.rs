@@ -25,19 +25,12 @@ pub(crate) mod testutil {
 
     use std::path::PathBuf;
 
-    /// The shared real-world samples: `DRIFTWATCH_FIXTURES`, else
-    /// `../shared/fixtures` beside the repository. A missing corpus fails the
-    /// test (it must never silently skip).
+    /// The real-world samples in the repository's `tests/fixtures/` (their
+    /// sources and expected verdicts: `tests/fixtures/SOURCES.md`). A missing
+    /// corpus fails the test (it must never silently skip).
     pub fn fixtures_dir() -> PathBuf {
-        if let Ok(d) = std::env::var("DRIFTWATCH_FIXTURES") {
-            return PathBuf::from(d);
-        }
-        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-        assert!(
-            d.is_dir(),
-            "fixtures not found at {} (set DRIFTWATCH_FIXTURES)",
-            d.display()
-        );
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        assert!(d.is_dir(), "fixtures not found at {}", d.display());
         d
     }
 

@@ -1,5 +1,5 @@
 //! Stable-Rust fuzzing, bounded: every parser's fuzz entry point
-//! (`driftwatch_agent::fuzz`) gets its seed corpus from ../shared/fixtures,
+//! (`driftwatch_agent::fuzz`) gets its seed corpus from tests/fixtures,
 //! every saved crasher in `fuzz/regressions/<target>/`, then seeded random
 //! mutations of them (bit flips, byte inserts and deletes, splices between
 //! seeds, the grammar's punctuation, truncation) until an iteration or time
@@ -25,15 +25,8 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 fn fixtures_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("DRIFTWATCH_FIXTURES") {
-        return PathBuf::from(d);
-    }
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-    assert!(
-        d.is_dir(),
-        "fixtures not found at {} (set DRIFTWATCH_FIXTURES)",
-        d.display()
-    );
+    let d = repo().join("tests/fixtures");
+    assert!(d.is_dir(), "fixtures not found at {}", d.display());
     d
 }
 

@@ -105,9 +105,9 @@ fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
     }
     let mdstat = std::fs::read(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/mdstat/procfs-raid1-degraded-recovery-failed-spare.txt"),
+            .join("fixtures/mdstat/procfs-raid1-degraded-recovery-failed-spare.txt"),
     )
-    .expect("shared fixtures beside the repository");
+    .expect("the corpus in tests/fixtures");
     write(&root, "proc/mdstat", mdstat);
     write(
         &root,

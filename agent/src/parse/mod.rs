@@ -1,5 +1,5 @@
 //! Pure parsers: text in, typed values out. No IO, no clock. Each is tested
-//! on the real-world samples in `../shared/fixtures`.
+//! on the real-world samples in `tests/fixtures/`.
 
 pub mod authorized_keys;
 pub mod dpkg;

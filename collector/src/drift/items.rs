@@ -1,5 +1,5 @@
-//! Items: the stable identities drift is measured in, per section (see
-//! DESIGN.md): a key per user, a process's user + executable, a container's
+//! Items: the stable identities drift is measured in, per section:
+//! a key per user, a process's user + executable, a container's
 //! image reference and digest, a package and version, a rotation rule, a
 //! forwarding target. Pure functions over snapshot sections.
 

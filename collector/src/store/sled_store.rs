@@ -9,8 +9,10 @@
 //!   hosts out of the job's value into entries of their own; a schema-2
 //!   dir is migrated at open)
 //!
-//! Durability: sled's flush issues sync_file_range, not fsync (see
-//! ../shared/DEPENDENCIES.md), so [`SledStore::sync`] flushes and then
+//! Durability: sled's flush (on Linux) issues sync_file_range on the data
+//! file and never fsync, nor fsyncs the directory of new files (traced with
+//! strace; sled's own fsync runs on a background timer nobody awaits), so
+//! [`SledStore::sync`] flushes and then
 //! fsyncs the files itself, including blob files sled creates for large
 //! values and the directories that gained entries.
 
