@@ -27,6 +27,16 @@ pub enum ConnectError {
 }
 
 pub async fn connect(url: &str, files: &ClientFiles) -> Result<Channel, ConnectError> {
+    connect_from(url, files, None).await
+}
+
+/// [`connect`] from a chosen local address (tests use 127.0.0.x sources to
+/// stand for distinct clients).
+pub async fn connect_from(
+    url: &str,
+    files: &ClientFiles,
+    local: Option<std::net::IpAddr>,
+) -> Result<Channel, ConnectError> {
     let uri: Uri = url.parse().map_err(|_| ConnectError::BadUrl(url.into()))?;
     if uri.scheme_str() != Some("https") {
         return Err(ConnectError::NotHttps(url.into()));
@@ -46,6 +56,7 @@ pub async fn connect(url: &str, files: &ClientFiles) -> Result<Channel, ConnectE
     let endpoint = Endpoint::from(uri.clone())
         .tls_config(tls)
         .map_err(|e| unreachable(error_chain(&e)))?
+        .local_address(local)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .http2_keep_alive_interval(Duration::from_secs(30))

@@ -144,6 +144,14 @@ impl Ca {
     /// Signs a CSR for `identity`, valid for `validity`: only the CSR's
     /// public key is used; every name and extension comes from us, never
     /// from the requester.
+    /// Parses a CSR and verifies its self-signature, signing nothing: the
+    /// cheap check Enroll makes before it spends a token use or CA work.
+    pub fn check_csr(csr_pem: &str) -> Result<(), PkiError> {
+        CertificateSigningRequestParams::from_pem(csr_pem)
+            .map(|_| ())
+            .map_err(|e| PkiError::BadCsr(e.to_string()))
+    }
+
     pub fn sign_csr(
         &self,
         csr_pem: &str,

@@ -19,6 +19,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::State;
 use crate::error::ServiceError;
+use crate::ratelimit::Limited;
 use crate::store::PutOutcome;
 use crate::tls_incoming::PeerInfo;
 use crate::tokens;
@@ -158,24 +159,38 @@ impl Agent for AgentService {
         let span = info_span!("rpc", method = "Enroll", remote = ?remote);
         async move {
             if let Some(addr) = remote
-                && let Err(wait) = self.state.enroll_limit.check(addr.ip(), now_ms())
+                && let Err(limited) = self.state.enroll_limit.check(addr.ip(), now_ms())
             {
-                warn!(%addr, "enrollment rate limit hit");
-                return Err(ServiceError::ResourceExhausted(format!(
-                    "too many enrollment attempts from {}: retry in {wait}s",
-                    addr.ip()
-                ))
-                .into());
+                warn!(%addr, ?limited, "enrollment rate limit hit");
+                let msg = match limited {
+                    Limited::Address { wait_s } => format!(
+                        "too many enrollment attempts from {}: retry in {wait_s}s",
+                        addr.ip()
+                    ),
+                    Limited::Network { network, bits, wait_s } => format!(
+                        "too many enrollment attempts from network {network}/{bits}: retry in {wait_s}s"
+                    ),
+                };
+                return Err(ServiceError::ResourceExhausted(msg).into());
             }
             let EnrollRequest { token, csr_pem, facts, previous_host_id } = req.into_inner();
             let facts = facts.unwrap_or_default();
             let token_id = tokens::id_of(&token).ok_or(tokens::TokenError::Invalid).map_err(ServiceError::from)?.to_string();
-            // Check the CSR before spending a token use on it.
-            let host_id = new_host_id(&facts.hostname);
-            self.state
-                .ca
-                .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), std::time::Duration::from_secs(60))
+            // The token first: a caller without a valid one costs a hash and
+            // one read, never CA work (checked again, and counted, below).
+            let tid = token_id.clone();
+            let record = self.state.blocking(move |s| s.token(&tid)).await?;
+            let now = now_ms();
+            record
+                .as_ref()
+                .ok_or(tokens::TokenError::Invalid)
+                .and_then(|r| tokens::check(r, &token, now))
+                .map_err(ServiceError::from)?;
+            // Then the CSR, before spending a token use on it: parsing and
+            // verifying its self-signature signs nothing.
+            driftwatch_common::pki::Ca::check_csr(&csr_pem)
                 .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+            let host_id = new_host_id(&facts.hostname);
             let (tid, t) = (token_id.clone(), token.clone());
             let record = self
                 .state

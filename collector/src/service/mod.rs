@@ -72,7 +72,7 @@ impl State {
             ca: Arc::new(ca),
             revoked: Arc::new(RwLock::new(revoked)),
             streams: Arc::new(Streams::default()),
-            enroll_limit: Arc::new(RateLimiter::new(30, 10)),
+            enroll_limit: Arc::new(RateLimiter::enroll()),
             enrolled_validity: DEFAULT_ENROLLED_VALIDITY,
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),

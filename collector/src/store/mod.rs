@@ -94,6 +94,8 @@ pub trait Store: SweepStore + Send + Sync + 'static {
 
     fn create_token(&self, token: &Token) -> Result<(), StoreError>;
     fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
+    /// One token record by id, read-only.
+    fn token(&self, id: &str) -> Result<Option<Token>, StoreError>;
     /// Marks a token revoked; None if there is no such token.
     fn revoke_token(&self, id: &str, now_ms: i64) -> Result<Option<Token>, StoreError>;
     /// Checks `presented` against token `id` and, if it may still enroll,

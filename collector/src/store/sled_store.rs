@@ -261,6 +261,13 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn token(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        self.tokens
+            .get(id.as_bytes())?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
+    }
+
     fn revoke_token(&self, id: &str, now_ms: i64) -> Result<Option<Token>, StoreError> {
         let Some(v) = self.tokens.get(id.as_bytes())? else {
             return Ok(None);
