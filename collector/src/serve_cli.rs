@@ -147,6 +147,8 @@ pub fn run(args: Args) -> Result<()> {
                 },
             )?;
             raise_fd_limit(cfg.limits.max_connections);
+            // Before any thread starts: sled creates files later on its own.
+            driftwatch_common::private_files::owner_only_umask();
             let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
             rt.block_on(async {
                 let collector = Collector::bind(cfg).await?;

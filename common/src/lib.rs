@@ -10,6 +10,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod pki;
+pub mod private_files;
 pub mod signal;
 pub mod snapshot;
 pub mod stable;

@@ -109,13 +109,43 @@ impl CollectorProc {
         port: Option<u16>,
         extra: &[&str],
     ) -> CollectorProc {
+        Self::start_wrapped(pki, data_dir, port, extra, None)
+    }
+
+    /// Like [`CollectorProc::start_with`], run under `umask` (e.g. "000"):
+    /// what the collector creates must not depend on it.
+    pub fn start_under_umask(
+        pki: &Pki,
+        data_dir: &Path,
+        extra: &[&str],
+        umask: &str,
+    ) -> CollectorProc {
+        Self::start_wrapped(pki, data_dir, None, extra, Some(umask))
+    }
+
+    fn start_wrapped(
+        pki: &Pki,
+        data_dir: &Path,
+        port: Option<u16>,
+        extra: &[&str],
+        umask: Option<&str>,
+    ) -> CollectorProc {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = data_dir.with_extension(format!("{n}.log"));
         // Without a port the collector binds port 0 and we read the port it
         // got from its log: a port probed free here could be taken by a
         // parallel test before the collector binds it.
-        let child = Command::new(bin("driftwatch-collector"))
+        let mut cmd = match umask {
+            Some(m) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("umask {m} && exec \"$0\" \"$@\"")])
+                    .arg(bin("driftwatch-collector"));
+                c
+            }
+            None => Command::new(bin("driftwatch-collector")),
+        };
+        let child = cmd
             .args([
                 "serve",
                 "--listen",

@@ -4,6 +4,7 @@
 mod drift_store;
 mod durable;
 mod fsync;
+pub mod private;
 mod reports;
 mod sled_store;
 mod sweeps;

@@ -174,6 +174,17 @@ fn record_of(snap: &Snapshot, now_ms: i64) -> SnapshotRecord {
 }
 
 /// Same stable content: same sections (by name, status, hash) and labels.
+/// When the collector received a record; records written before it was
+/// stored (none since schema 1, but a 0 is possible) fall back to the
+/// agent's collection time.
+fn received_or_collected(rec: &SnapshotRecord) -> i64 {
+    if rec.received_ms > 0 {
+        rec.received_ms
+    } else {
+        rec.collected_at_ms
+    }
+}
+
 fn same_content(a: &SnapshotRecord, b: &SnapshotRecord) -> bool {
     a.labels == b.labels && a.sections == b.sections
 }
@@ -356,16 +367,18 @@ impl SledStore {
         Ok(out)
     }
 
-    /// Drops history records collected before `cutoff_ms`, keeping each
-    /// host's newest, then every stable section nothing refers to any more
-    /// (mark and sweep over records, latest snapshots and baselines).
+    /// Drops history records received before `cutoff_ms` (the collector's
+    /// clock: an agent whose clock was reset to the past must not have its
+    /// acknowledged history pruned at the next start), keeping each host's
+    /// newest, then every stable section nothing refers to any more (mark
+    /// and sweep over records, latest snapshots and baselines).
     pub(super) fn prune_inner(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
         let mut removed_records = 0;
         let mut candidates = Vec::new();
         for r in self.history.iter() {
             let (k, v) = r?;
             let rec: SnapshotRecord = decode(&k, &v)?;
-            candidates.push((k.to_vec(), rec.collected_at_ms));
+            candidates.push((k.to_vec(), received_or_collected(&rec)));
         }
         // Keep the newest record of each host whatever its age.
         let mut newest: std::collections::HashMap<Vec<u8>, Vec<u8>> =

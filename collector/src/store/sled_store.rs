@@ -83,7 +83,14 @@ const CACHE_BYTES: u64 = 64 << 20;
 
 impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let tightened = super::private::make_private(dir).map_err(|e| io(dir, e))?;
+        if tightened > 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                entries = tightened,
+                "data dir was readable by others: took group and other permissions off"
+            );
+        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)

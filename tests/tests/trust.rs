@@ -1,0 +1,153 @@
+//! What one host may say about others, and what the collector's disk must
+//! withstand: attacks by a holder of one host certificate, a reset clock, a
+//! lax umask, with the real binaries over real TLS.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use driftwatch_common::proto::agent_client::AgentClient;
+use driftwatch_common::proto::section::Body;
+use driftwatch_common::proto::*;
+use driftwatch_common::snapshot::ok_section;
+use driftwatch_common::tls::ClientFiles;
+use driftwatch_tests::*;
+
+/// A host certificate used the way a hostile (or merely clock-reset) agent
+/// would: snapshots made by hand, sent with the real TLS client.
+struct RawHost {
+    rt: tokio::runtime::Runtime,
+    files: ClientFiles,
+    url: String,
+}
+
+impl RawHost {
+    fn new(pki: &Pki, url: &str, host_id: &str, dir: &Path) -> RawHost {
+        let (cert, key) = pki.issue_host(host_id, &dir.join(host_id));
+        RawHost {
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            files: ClientFiles {
+                ca: pki.ca(),
+                cert: Some(cert),
+                key: Some(key),
+            },
+            url: url.to_string(),
+        }
+    }
+
+    fn send(&self, snapshot: Snapshot) -> Result<ReportAck, tonic::Status> {
+        self.rt.block_on(async {
+            let ch = driftwatch_common::client::connect(&self.url, &self.files)
+                .await
+                .unwrap();
+            AgentClient::new(ch)
+                .report(ReportRequest {
+                    snapshot: Some(snapshot),
+                })
+                .await
+                .map(|r| r.into_inner())
+        })
+    }
+}
+
+fn snapshot(seq: u64, collected_at_ms: i64, hostname: &str) -> Snapshot {
+    Snapshot {
+        seq,
+        collected_at_ms,
+        agent_epoch: 7,
+        interval_s: 60,
+        sections: vec![ok_section(
+            "host",
+            Body::Host(HostSection {
+                hostname: hostname.into(),
+                ..Default::default()
+            }),
+            1,
+        )],
+        ..Default::default()
+    }
+}
+
+const YEAR_2001_MS: i64 = 978_307_200_000;
+const YEAR_2200_MS: i64 = 7_258_118_400_000;
+
+#[test]
+fn retention_goes_by_the_collectors_clock_not_the_agents() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("collector.toml");
+    std::fs::write(&config, "retention = \"1d\"\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let c = CollectorProc::start_with(&pki, &data, None, &args);
+    let past = RawHost::new(&pki, &c.url, "past-clock", tmp.path());
+    let future = RawHost::new(&pki, &c.url, "future-clock", tmp.path());
+    for seq in 1..=3 {
+        // Each changes the stable content, so each is a history record.
+        past.send(snapshot(seq, YEAR_2001_MS + seq as i64, &format!("p{seq}")))
+            .unwrap();
+        future
+            .send(snapshot(seq, YEAR_2200_MS + seq as i64, &format!("f{seq}")))
+            .unwrap();
+    }
+    assert!(c.stop(), "collector stops cleanly");
+    // Retention runs at start: records received a moment ago are well
+    // inside one day, whatever their agents' clocks said.
+    let c = CollectorProc::start_with(&pki, &data, None, &args);
+    wait_for(20, "the start-up retention pass", || {
+        c.log_text().contains("retention pass done").then_some(())
+    });
+    for host in ["past-clock", "future-clock"] {
+        let h = cli_json(&pki, &c.url, &["history", host]);
+        assert_eq!(
+            h["entries"].as_array().map(Vec::len),
+            Some(3),
+            "{host} keeps its acknowledged history: {h}\n{}",
+            c.log_text()
+        );
+    }
+    let hosts = cli_json(&pki, &c.url, &["hosts"]);
+    for h in hosts["hosts"].as_array().unwrap() {
+        assert_eq!(h["state"], "fresh", "judged by when it was received: {h}");
+    }
+}
+
+/// Every file and directory below `dir`, with its permission bits.
+fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = vec![(
+        dir.to_path_buf(),
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+    )];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let meta = e.metadata().unwrap();
+        if meta.is_dir() {
+            out.extend(modes(&e.path()));
+        } else {
+            out.push((e.path(), meta.permissions().mode() & 0o777));
+        }
+    }
+    out
+}
+
+#[test]
+fn data_files_are_private_under_umask_000() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let data = tmp.path().join("data");
+    let c = CollectorProc::start_under_umask(&pki, &data, &[], "000");
+    let h = RawHost::new(&pki, &c.url, "big", tmp.path());
+    // Large enough for sled to keep it in a blob file of its own.
+    let mut s = snapshot(1, 1, "big");
+    s.agent_version = "x".repeat(600_000);
+    h.send(s).unwrap();
+    assert!(c.stop());
+    let all = modes(&data);
+    assert!(
+        all.iter().any(|(p, _)| p.starts_with(data.join("blobs"))),
+        "a blob file was written: {all:?}"
+    );
+    for (p, mode) in &all {
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} is {mode:o}", p.display());
+    }
+}
