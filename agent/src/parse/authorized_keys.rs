@@ -4,6 +4,7 @@
 //! malformed line with its reason; both keep their 1-based line number and
 //! byte range so a later sweep can remove exactly that line.
 
+mod cert;
 mod key;
 mod options;
 

@@ -115,6 +115,9 @@ fn options_cell(k: &AuthorizedKey) -> String {
             c.key_id,
             c.principals.join(",")
         ));
+        if !c.undecoded.is_empty() {
+            s.push(format!("[cert not decoded: {}]", c.undecoded.join("; ")));
+        }
     }
     clip(&s.join(","), 80)
 }

@@ -4,7 +4,7 @@
 use base64ct::{Base64, Encoding};
 use driftwatch_common::proto::CertificateInfo;
 use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg, Mpint, PublicKey};
+use ssh_key::{HashAlg, Mpint, PublicKey};
 
 /// Key types sshd accepts in authorized_keys (OpenSSH 9.x, without the
 /// experimental XMSS which is not compiled in by default).
@@ -45,34 +45,16 @@ pub fn decode(key_type: &str, blob_b64: &str) -> Result<Decoded, String> {
     let blob = Base64::decode(blob_b64, &mut buf)
         .map_err(|_| "key data is not valid base64".to_string())?;
     if key_type.ends_with(CERT_SUFFIX) {
-        let cert = Certificate::from_bytes(blob)
-            .map_err(|e| format!("certificate does not decode: {e}"))?;
-        let actual = cert.algorithm().to_certificate_type();
+        let super::cert::Cert { key, info } = super::cert::decode(blob)?;
+        let actual = key.algorithm().to_certificate_type();
         if actual != key_type {
             return Err(mismatch(key_type, &actual));
         }
-        let key = cert.public_key();
         Ok(Decoded {
-            label: format!("{}-CERT", label(key)),
-            bits: bits(key),
+            label: format!("{}-CERT", label(&key)),
+            bits: bits(&key),
             fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
-            certificate: Some(CertificateInfo {
-                key_id: cert.key_id().to_string(),
-                serial: cert.serial(),
-                cert_type: if cert.cert_type().is_host() {
-                    "host"
-                } else {
-                    "user"
-                }
-                .into(),
-                principals: cert.valid_principals().to_vec(),
-                valid_after: cert.valid_after(),
-                valid_before: cert.valid_before(),
-                ca_fingerprint: cert
-                    .signature_key()
-                    .fingerprint(HashAlg::Sha256)
-                    .to_string(),
-            }),
+            certificate: Some(info),
         })
     } else {
         let pk =

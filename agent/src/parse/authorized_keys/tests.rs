@@ -461,4 +461,5 @@ fn fixtures_dir_has_every_ssh_file_covered() {
     assert_eq!(names.len(), 13, "{names:?}");
 }
 
+mod certs;
 mod oracle;
