@@ -14,6 +14,8 @@ pub mod private_files;
 pub mod signal;
 pub mod snapshot;
 pub mod stable;
+#[cfg(any(test, feature = "testgen"))]
+pub mod testgen;
 pub mod time;
 pub mod tls;
 

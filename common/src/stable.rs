@@ -89,39 +89,39 @@ pub fn stable_body(body: &Body) -> Body {
     }
 }
 
-/// Processes as identities: user + exe (or name) + cmdline, with a count.
-/// Kernel threads are left out: they come and go with load and say nothing
-/// about what the host was set up to run.
+/// Processes as identities: user + exe (or, when it could not be read,
+/// name) + cmdline, with a count. Kernel threads are left out: they come
+/// and go with load and say nothing about what the host was set up to run.
+/// The exe stays as it was (empty included), so items read the same from a
+/// raw and a stable form. Applied to its own output it changes nothing: a
+/// group's count is carried (a raw process counts as 1), so a stored stable
+/// form (a baseline, a history section) reduced again still says "nginx
+/// x3", not "x1".
 fn process_groups(p: &ProcessesSection) -> ProcessesSection {
+    let mut keyed: Vec<&Process> = p.processes.iter().filter(|x| !x.kernel_thread).collect();
+    // Name and uid break ties so the group's first member (whose name and
+    // uid the group keeps) does not depend on the order /proc listed them.
+    let key = |x: &Process| {
+        let name = if x.exe.is_empty() {
+            x.name.clone()
+        } else {
+            String::new()
+        };
+        (x.user.clone(), x.exe.clone(), name, x.cmdline.clone())
+    };
+    keyed.sort_by(|a, b| (key(a), &a.name, a.uid).cmp(&(key(b), &b.name, b.uid)));
     let mut groups: Vec<Process> = Vec::new();
-    let mut keyed: Vec<(String, String, Vec<String>, &Process)> = p
-        .processes
-        .iter()
-        .filter(|x| !x.kernel_thread)
-        .map(|x| {
-            (
-                x.user.clone(),
-                if x.exe.is_empty() {
-                    x.name.clone()
-                } else {
-                    x.exe.clone()
-                },
-                x.cmdline.clone(),
-                x,
-            )
-        })
-        .collect();
-    keyed.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
-    for (user, exe, cmdline, x) in keyed {
+    for x in keyed {
+        let weight = x.count.max(1);
         match groups.last_mut() {
-            Some(g) if g.user == user && g.exe == exe && g.cmdline == cmdline => g.count += 1,
+            Some(g) if key(g) == key(x) => g.count = g.count.saturating_add(weight),
             _ => groups.push(Process {
-                user,
+                user: x.user.clone(),
                 uid: x.uid,
                 name: x.name.clone(),
-                exe,
-                cmdline,
-                count: 1,
+                exe: x.exe.clone(),
+                cmdline: x.cmdline.clone(),
+                count: weight,
                 ..Default::default()
             }),
         }
@@ -214,5 +214,41 @@ mod tests {
             section_hash(&s(p1)),
             "one worker fewer is a change"
         );
+    }
+
+    /// The stable form is a fixed point for every section kind: a stored
+    /// stable form (baselines, the `sections` tree) reduced again must be
+    /// what it was, or a host diffed against its own baseline shows changes
+    /// that never happened (processes once came back "x1" for "x3").
+    #[test]
+    fn stable_form_of_the_stable_form_is_the_stable_form() {
+        for seed in 0..300 {
+            let mut g = crate::testgen::Gen::new(seed);
+            for s in crate::testgen::sections(&mut g) {
+                let once = stable_section(&s);
+                let twice = stable_section(&once);
+                assert_eq!(once, twice, "seed {seed}, section {}", s.name);
+                assert_eq!(section_hash(&s), section_hash(&once), "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn process_groups_keep_their_counts_when_reduced_again() {
+        let p = ProcessesSection {
+            processes: vec![
+                proc_(1, "www", "/usr/sbin/nginx", 1),
+                proc_(2, "www", "/usr/sbin/nginx", 1),
+                proc_(3, "www", "/usr/sbin/nginx", 1),
+            ],
+        };
+        let Body::Processes(once) = stable_body(&Body::Processes(p)) else {
+            unreachable!()
+        };
+        let Body::Processes(twice) = stable_body(&Body::Processes(once.clone())) else {
+            unreachable!()
+        };
+        assert_eq!(twice.processes[0].count, 3);
+        assert_eq!(once, twice);
     }
 }

@@ -20,7 +20,7 @@ use tracing::{Instrument, info, info_span};
 
 use super::State;
 use crate::auth;
-use crate::drift::{self, diff::diff, severity_rank};
+use crate::drift::{self, severity_rank};
 use crate::error::ServiceError;
 use crate::service::history;
 use crate::tokens;
@@ -345,7 +345,7 @@ impl Admin for AdminService {
                     )
                 };
                 // Read as "what `host` has that the other does not".
-                let sections = diff(&history::stable(&b), &history::stable(&a.sections));
+                let sections = history::compare(&b, &a.sections);
                 return Ok(Response::new(DiffResponse {
                     from: label,
                     to: id,

@@ -87,6 +87,12 @@ pub fn stable(sections: &[Section]) -> Vec<Section> {
     sections.iter().map(stable_section).collect()
 }
 
+/// What `new` has that `old` does not, both in their stable form (a stored
+/// form is stable already, and reducing it again changes nothing).
+pub fn compare(old: &[Section], new: &[Section]) -> Vec<SectionChanges> {
+    diff(&stable(old), &stable(new))
+}
+
 pub fn diff_records(
     store: &dyn Store,
     records: &[SnapshotRecord],
@@ -97,4 +103,55 @@ pub fn diff_records(
     let a = sections_of(store, &records[from], &mut cache)?;
     let b = sections_of(store, &records[to], &mut cache)?;
     Ok(diff(&a, &b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_common::proto::{Baseline, Snapshot};
+    use driftwatch_common::testgen::{Gen, sections};
+
+    use crate::store::{SledStore, Store};
+
+    /// Random snapshots of every section kind: compared with themselves,
+    /// with a baseline made of them, and with what the store gives back,
+    /// they show no difference, and baseline drift finds nothing.
+    #[test]
+    fn a_snapshot_against_itself_its_baseline_and_its_history_shows_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for seed in 0..60 {
+            let host = format!("h{seed}");
+            let snap = Snapshot {
+                seq: 1,
+                agent_epoch: 1,
+                collected_at_ms: 1000,
+                sections: sections(&mut Gen::new(seed)),
+                ..Default::default()
+            };
+            store.put_snapshot(&host, &snap, 1000).unwrap();
+            let latest = store.latest_snapshot(&host).unwrap().unwrap();
+            assert!(compare(&snap.sections, &snap.sections).is_empty());
+            assert_eq!(
+                compare(&snap.sections, &latest.sections),
+                vec![],
+                "seed {seed}"
+            );
+            let name = format!("self{seed}");
+            let b = Baseline {
+                name: name.clone(),
+                snapshot: Some(Box::new(latest.clone())),
+                ..Default::default()
+            };
+            store.put_baseline(&b, true).unwrap();
+            let b = store.baseline(&name).unwrap().unwrap();
+            let base = &b.snapshot.as_ref().unwrap().sections;
+            assert_eq!(compare(base, &latest.sections), vec![], "seed {seed}");
+            assert_eq!(crate::drift::baseline::evaluate(&b, &latest), vec![]);
+            let records = store.history(&host, 0).unwrap();
+            let stored = sections_of(&store, &records[0], &mut HashMap::new()).unwrap();
+            assert_eq!(compare(&stored, &latest.sections), vec![], "seed {seed}");
+            assert_eq!(compare(&stored, base), vec![], "seed {seed}");
+        }
+    }
 }

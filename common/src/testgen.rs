@@ -1,0 +1,232 @@
+//! Random snapshot sections for property tests (stable form, diff, store
+//! round trips). Seeded, so a failing case is reproduced by its seed. Every
+//! section kind is generated with the fields its stable form clears filled
+//! in too (pids, RSS, CPU, uptime, container state, sync progress, drive
+//! error counters, /var/log sizes), and with repeated identities (several
+//! processes of one executable) so grouping is exercised.
+
+use crate::proto::section::Body;
+use crate::proto::*;
+use crate::snapshot::ok_section;
+
+/// A small, seeded random source with the helpers the generators share.
+pub struct Gen(fastrand::Rng);
+
+impl Gen {
+    pub fn new(seed: u64) -> Self {
+        Self(fastrand::Rng::with_seed(seed))
+    }
+    fn n(&mut self, max: usize) -> usize {
+        self.0.usize(0..=max)
+    }
+    fn u32(&mut self) -> u32 {
+        self.0.u32(..)
+    }
+    fn u64(&mut self) -> u64 {
+        self.0.u64(..1 << 40)
+    }
+    fn bool(&mut self) -> bool {
+        self.0.bool()
+    }
+    /// One of a few words: collisions between items are wanted.
+    fn word(&mut self, words: &[&str]) -> String {
+        words[self.0.usize(..words.len())].to_string()
+    }
+    fn words(&mut self, words: &[&str], max: usize) -> Vec<String> {
+        (0..self.n(max)).map(|_| self.word(words)).collect()
+    }
+}
+
+const USERS: &[&str] = &["root", "www", "al", "bo", ""];
+const EXES: &[&str] = &["/usr/sbin/nginx", "/usr/sbin/sshd", "/bin/sh", ""];
+const NAMES: &[&str] = &["nginx", "sshd", "sh", "cron"];
+const STATES: &[&str] = &["running", "exited", "ok", "degraded", ""];
+
+/// Every section kind, named as the agent names them.
+pub fn section(g: &mut Gen, name: &str) -> Section {
+    let body = match name {
+        "host" => Body::Host(HostSection {
+            hostname: g.word(&["web-1", "db-1"]),
+            os_pretty_name: g.word(&["Debian 13", "Ubuntu 24.04"]),
+            kernel: g.word(&["6.1.0", "6.12.0"]),
+            machine_id: g.word(&["m1", "m2"]),
+            uptime_s: g.u64(),
+            cpu_count: g.0.u64(1..64),
+            memory_total_bytes: g.u64(),
+            ..Default::default()
+        }),
+        "processes" => Body::Processes(ProcessesSection {
+            processes: (0..g.n(12))
+                .map(|_| Process {
+                    pid: g.u32(),
+                    ppid: g.u32(),
+                    user: g.word(USERS),
+                    uid: g.0.u32(0..3),
+                    name: g.word(NAMES),
+                    exe: g.word(EXES),
+                    cmdline: g.words(&["-g", "daemon off;", "-D"], 2),
+                    rss_bytes: g.u64(),
+                    cpu_percent: g.0.f32() * 100.0,
+                    cpu_time_ms: g.u64(),
+                    start_time: g.u64(),
+                    state: g.word(&["S", "R", "Z"]),
+                    kernel_thread: g.0.u8(..10) == 0,
+                    count: 0,
+                })
+                .collect(),
+        }),
+        "ssh_keys" => Body::SshKeys(SshKeysSection {
+            files: (0..g.n(3))
+                .map(|_| AuthorizedKeysFile {
+                    user: g.word(USERS),
+                    path: g.word(&[
+                        "/home/al/.ssh/authorized_keys",
+                        "/root/.ssh/authorized_keys",
+                    ]),
+                    mode: 0o600,
+                    size_bytes: g.u64(),
+                    keys: (0..g.n(4))
+                        .map(|i| AuthorizedKey {
+                            line: i as u32 + 1,
+                            key_type: "ssh-ed25519".into(),
+                            fingerprint: g.word(&["SHA256:a", "SHA256:b", "SHA256:c"]),
+                            comment: g.word(&["al@x", "bo@y", ""]),
+                            options: (0..g.n(2))
+                                .map(|_| KeyOption {
+                                    name: g.word(&["from", "no-pty", "command"]),
+                                    value: g.word(&["10.0.0.1", ""]),
+                                    has_value: g.bool(),
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        "log_config" => Body::LogConfig(LogConfigSection {
+            forwards: (0..g.n(3))
+                .map(|_| LogForward {
+                    daemon: g.word(&["rsyslog", "syslog-ng"]),
+                    target: g.word(&["logs.example", "10.0.0.9"]),
+                    port: g.0.u32(1..1000),
+                    protocol: g.word(&["udp", "tcp"]),
+                    ..Default::default()
+                })
+                .collect(),
+            rotation: (0..g.n(3))
+                .map(|_| RotationRule {
+                    patterns: g.words(&["/var/log/a.log", "/var/log/b.log"], 2),
+                    policy: Some(RotationPolicy {
+                        frequency: g.word(&["daily", "weekly"]),
+                        rotate: Some(g.0.u32(1..10)),
+                        compress: g.bool(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            journald: Some(JournaldSettings {
+                storage: g.word(&["persistent", "volatile", ""]),
+                ..Default::default()
+            }),
+            unrotated: (0..g.n(3))
+                .map(|_| UnrotatedFile {
+                    path: g.word(&["/var/log/x.log", "/var/log/y.log"]),
+                    size_bytes: g.u64(),
+                })
+                .collect(),
+            var_log_bytes: g.u64(),
+            var_log_partial: g.bool(),
+            ..Default::default()
+        }),
+        "raid" => Body::Raid(RaidSection {
+            verdict: g.word(&["healthy", "degraded"]),
+            md_arrays: (0..g.n(2))
+                .map(|i| MdArray {
+                    name: format!("md{i}"),
+                    level: g.word(&["raid1", "raid5"]),
+                    state: g.word(STATES),
+                    raid_disks: 2,
+                    working_disks: g.0.u32(0..3),
+                    sync: g.bool().then(|| MdSync {
+                        action: "resync".into(),
+                        percent: g.0.f64() * 100.0,
+                        done_blocks: g.u64(),
+                        speed_kib_s: g.u64(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            controllers: (0..g.n(1))
+                .map(|_| RaidController {
+                    id: "c0".into(),
+                    physical_drives: (0..g.n(3))
+                        .map(|i| RaidPhysicalDrive {
+                            id: format!("252:{i}"),
+                            state: g.word(&["Onln", "Failed"]),
+                            media_errors: g.u64(),
+                            other_errors: g.u64(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    batteries: (0..g.n(1))
+                        .map(|_| RaidBattery {
+                            kind: "BBU".into(),
+                            charge_percent: g.0.u32(0..101),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        "packages" => Body::Packages(PackagesSection {
+            source: "dpkg".into(),
+            packages: (0..g.n(6))
+                .map(|_| Package {
+                    name: g.word(&["bash", "curl", "openssl"]),
+                    version: g.word(&["1.0", "1.1"]),
+                    architecture: g.word(&["amd64", "all"]),
+                    installed: true,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        "containers" => Body::Containers(ContainersSection {
+            containers: (0..g.n(4))
+                .map(|_| Container {
+                    id: format!("{:x}", g.u64()),
+                    name: g.word(&["web", "db", "cache"]),
+                    image: g.word(&["nginx:1.27", "redis:latest"]),
+                    image_id: g.word(&["sha256:1", "sha256:2"]),
+                    created: format!("{}", g.u64()),
+                    started_at: format!("{}", g.u64()),
+                    state: g.word(STATES),
+                    exit_code: g.0.i64(0..3),
+                    restart_count: g.0.i64(0..9),
+                    oom_killed: g.bool(),
+                    health: g.bool().then(|| ContainerHealth {
+                        status: g.word(&["healthy", "unhealthy"]),
+                        failing_streak: g.0.i64(0..3),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        other => panic!("no generator for section {other:?}"),
+    };
+    ok_section(name, body, g.u64())
+}
+
+/// One section of every kind.
+pub fn sections(g: &mut Gen) -> Vec<Section> {
+    SECTION_NAMES.iter().map(|n| section(g, n)).collect()
+}
