@@ -80,8 +80,12 @@ pub async fn hold_stream(url: String, files: ClientFiles, mut exec: Executor) {
             Ok(()) => backoff = Duration::from_secs(1),
             Err((revoked, msg)) => {
                 if revoked {
-                    error!(error = %msg, "the collector refused this host's certificate");
-                    backoff = Duration::from_secs(300);
+                    // Refused until re-enrolled: once an hour is enough to
+                    // notice, and keeps the log readable.
+                    error!(error = %msg, "the collector refused this host's certificate; retrying in an hour");
+                    backoff = crate::run::REFUSED_RETRY;
+                    tokio::time::sleep(backoff.mul_f64(0.9 + fastrand::f64() * 0.2)).await;
+                    continue;
                 } else {
                     warn!(error = %msg, "command stream lost");
                 }

@@ -25,6 +25,10 @@ pub enum DeliverError {
     Connect(#[from] ConnectError),
     #[error("{0}")]
     Rejected(String),
+    /// The collector refuses this host's certificate (PermissionDenied: it
+    /// was revoked). Only re-enrollment helps, so the loop backs off long.
+    #[error("{0}")]
+    Refused(String),
     /// Refused for its size: resending cannot help, so it leaves the spool
     /// (counted as dropped) instead of blocking every later snapshot.
     #[error(
@@ -229,6 +233,8 @@ impl Reporter {
                         seq,
                         detail: s.message().to_string(),
                     }
+                } else if s.code() == tonic::Code::PermissionDenied {
+                    DeliverError::Refused(explain_status(&format!("report of snapshot {seq}"), &s))
                 } else {
                     DeliverError::Rejected(explain_status(&format!("report of snapshot {seq}"), &s))
                 }

@@ -347,6 +347,9 @@ pub async fn run_forever(
     ));
     let max_backoff = interval.clamp(Duration::from_secs(1), Duration::from_secs(300));
     let mut backoff = Duration::from_secs(1);
+    // Set while the collector refuses this host (revoked): no delivery is
+    // tried before then, whatever collections happen meanwhile.
+    let mut refused_until: Option<Instant> = None;
     agent.prime().await;
     let mut next_collect = Instant::now() + PRIME_INTERVAL;
     let mut next_drain: Option<Instant> = None;
@@ -367,6 +370,9 @@ pub async fn run_forever(
             agent.renew_if_due().await;
             agent.collect_or_count().await;
             next_collect = Instant::now() + jittered(interval);
+        }
+        if refused_until.is_some_and(|t| Instant::now() < t) {
+            continue;
         }
         // Delivery must not stall collection: over a dead connection (a
         // partition drops packets silently) a report can hang until its
@@ -396,17 +402,39 @@ pub async fn run_forever(
                 }
                 backoff = Duration::from_secs(1);
                 next_drain = None;
+                refused_until = None;
             }
             Err(e) => {
                 if let Some(m) = &agent.metrics {
                     m.deliveries.inc(&["failed"]);
                 }
-                let wait = jittered(backoff);
-                warn!(error = %e, retry_in_s = wait.as_secs_f64(), "delivery failed; snapshots stay spooled");
+                let (wait, next) = after_failure(&e, backoff, max_backoff);
+                let wait = jittered(wait);
+                if matches!(e, DeliverError::Refused(_)) {
+                    // Logged once per (hourly) attempt, not every interval.
+                    error!(error = %e, retry_in_s = wait.as_secs_f64(), "the collector refuses this host (revoked?): re-enroll it to report again; snapshots stay spooled");
+                    refused_until = Some(Instant::now() + wait);
+                } else {
+                    warn!(error = %e, retry_in_s = wait.as_secs_f64(), "delivery failed; snapshots stay spooled");
+                    refused_until = None;
+                }
                 next_drain = Some(Instant::now() + wait);
-                backoff = (backoff * 2).min(max_backoff);
+                backoff = next;
             }
         }
+    }
+}
+
+/// How long a refused (revoked) host waits between delivery attempts: its
+/// certificate stays refused until it re-enrolls, so retrying every few
+/// minutes would only fill its log forever.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(3600);
+
+/// After a failed delivery: how long to wait, and the next backoff.
+fn after_failure(e: &DeliverError, backoff: Duration, max: Duration) -> (Duration, Duration) {
+    match e {
+        DeliverError::Refused(_) => (REFUSED_RETRY, backoff),
+        _ => (backoff, (backoff * 2).min(max)),
     }
 }
 
@@ -418,6 +446,22 @@ fn jittered(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_host_waits_an_hour_an_unreachable_one_backs_off() {
+        let max = Duration::from_secs(300);
+        let refused = DeliverError::Refused("revoked".into());
+        assert_eq!(
+            after_failure(&refused, Duration::from_secs(4), max),
+            (REFUSED_RETRY, Duration::from_secs(4))
+        );
+        let away = DeliverError::TimedOut(Duration::from_secs(1));
+        assert_eq!(
+            after_failure(&away, Duration::from_secs(4), max),
+            (Duration::from_secs(4), Duration::from_secs(8))
+        );
+        assert_eq!(after_failure(&away, max, max), (max, max));
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

@@ -21,6 +21,10 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// The request is valid but the target is not in a state that allows
+    /// it (forgetting a host that still reports).
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -46,6 +50,7 @@ impl From<ServiceError> for Status {
             }
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::InvalidArgument(m) => Status::invalid_argument(m),
+            ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ServiceError::Store(e) => {

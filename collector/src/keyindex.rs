@@ -12,13 +12,41 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use driftwatch_common::proto::{KeyLocation, KeySelector, Snapshot, SshKeysSection, section::Body};
+use driftwatch_common::keysel;
+use driftwatch_common::proto::{
+    AuthorizedKeysFile, KeyCommandHost, KeyLocation, KeySelector, Snapshot, SshKeysSection,
+    section::Body,
+};
 
 use crate::store::{Store, StoreError};
+
+/// What a line is, for an operator deciding whether a sweep covers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An authorized_keys line: a sweep removes it.
+    Key,
+    /// An authorized_keys `cert-authority` line: certificates the key
+    /// signed log in; a sweep removes the line.
+    CertAuthority,
+    /// A key in sshd's TrustedUserCAKeys file: certificates it signed log
+    /// in as any principal they name; a sweep does not touch that file.
+    TrustedUserCa,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Key => "key",
+            Kind::CertAuthority => "cert_authority",
+            Kind::TrustedUserCa => "trusted_user_ca_keys",
+        }
+    }
+}
 
 /// One key line.
 struct Line {
     line: u32,
+    kind: Kind,
     fingerprint: Arc<str>,
     comment: Arc<str>,
     key_type: Box<str>,
@@ -38,6 +66,38 @@ struct HostKeys {
     collected_at_ms: i64,
     hostname: Box<str>,
     files: Vec<File>,
+    /// sshd's AuthorizedKeysCommand and its user, when set: keys no file
+    /// shows.
+    command: Option<(Box<str>, Box<str>)>,
+}
+
+/// AuthorizedKeysCommand as sshd would run it (global, or in any Match
+/// block: some user may get keys from it), with its user.
+fn keys_command(section: &SshKeysSection) -> Option<(Box<str>, Box<str>)> {
+    let sshd = section.sshd.as_ref()?;
+    let set = |v: &str| !v.is_empty() && !v.eq_ignore_ascii_case("none");
+    let user = sshd
+        .authorized_keys_command_user
+        .as_ref()
+        .map(|u| u.value.as_str())
+        .unwrap_or_default();
+    if let Some(c) = sshd
+        .authorized_keys_command
+        .as_ref()
+        .filter(|c| set(&c.value))
+    {
+        return Some((c.value.as_str().into(), user.into()));
+    }
+    sshd.match_blocks
+        .iter()
+        .flat_map(|m| &m.settings)
+        .find(|s| s.keyword.eq_ignore_ascii_case("AuthorizedKeysCommand") && set(&s.value))
+        .map(|s| {
+            (
+                format!("{} (in a Match block)", s.value).into_boxed_str(),
+                user.into(),
+            )
+        })
 }
 
 /// Value → hosts holding a line with it. The key string is shared with
@@ -116,12 +176,32 @@ impl KeyIndex {
         self.remove_host(host_id);
         let host: Arc<str> = Arc::from(host_id);
         let mut files = Vec::with_capacity(section.files.len());
-        for f in &section.files {
+        let trusted = section
+            .sshd
+            .as_ref()
+            .and_then(|s| s.trusted_user_ca_file.as_ref());
+        let all = section
+            .files
+            .iter()
+            .map(|f| (f, false))
+            .chain(trusted.map(|f: &AuthorizedKeysFile| (f, true)));
+        for (f, is_trusted_ca) in all {
             if f.keys.is_empty() {
                 continue;
             }
             let mut lines = Vec::with_capacity(f.keys.len());
             for k in &f.keys {
+                let kind = if is_trusted_ca {
+                    Kind::TrustedUserCa
+                } else if k
+                    .options
+                    .iter()
+                    .any(|o| o.name.eq_ignore_ascii_case("cert-authority"))
+                {
+                    Kind::CertAuthority
+                } else {
+                    Kind::Key
+                };
                 let fingerprint = intern(&self.by_fingerprint, &k.fingerprint);
                 let comment = intern(&self.by_comment, &k.comment);
                 self.by_fingerprint
@@ -137,6 +217,7 @@ impl KeyIndex {
                 }
                 lines.push(Line {
                     line: k.line,
+                    kind,
                     fingerprint,
                     comment,
                     key_type: k.key_type.as_str().into(),
@@ -154,7 +235,12 @@ impl KeyIndex {
                 });
             }
             files.push(File {
-                user: f.user.as_str().into(),
+                // The TrustedUserCAKeys file belongs to no user: sshd's.
+                user: if is_trusted_ca && f.user.is_empty() {
+                    "(sshd)".into()
+                } else {
+                    f.user.as_str().into()
+                },
                 path: f.path.as_str().into(),
                 lines,
             });
@@ -166,8 +252,29 @@ impl KeyIndex {
                 collected_at_ms: snap.collected_at_ms,
                 hostname,
                 files,
+                command: keys_command(section),
             },
         );
+    }
+
+    /// Hosts whose sshd also asks AuthorizedKeysCommand for keys, sorted by
+    /// host id (the index knows snapshots, not revocations).
+    pub fn command_hosts(&self) -> Vec<KeyCommandHost> {
+        let mut out: Vec<KeyCommandHost> = self
+            .hosts
+            .iter()
+            .filter_map(|(id, h)| {
+                h.command.as_ref().map(|(c, u)| KeyCommandHost {
+                    host_id: id.to_string(),
+                    hostname: h.hostname.to_string(),
+                    command: c.to_string(),
+                    command_user: u.to_string(),
+                    host_revoked: false,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+        out
     }
 
     pub fn remove_host(&mut self, host_id: &str) {
@@ -179,26 +286,20 @@ impl KeyIndex {
         }
     }
 
-    /// Every line holding the selected key, sorted by host, user, path, line.
-    /// Either selector is a lookup of the hosts holding it; only their
-    /// lines are read.
+    /// Every line holding a selected key, sorted by host, user, path, line.
+    /// Each fingerprint and comment is a lookup of the hosts holding it;
+    /// only their lines are read.
     pub fn find(&self, sel: &KeySelector) -> Vec<KeyLocation> {
-        let (hosts, by_fingerprint) = if !sel.fingerprint.is_empty() {
-            (self.by_fingerprint.get(sel.fingerprint.as_str()), true)
-        } else if !sel.comment.is_empty() {
-            (self.by_comment.get(sel.comment.as_str()), false)
-        } else {
-            return Vec::new();
-        };
-        let matches = |l: &Line| {
-            if by_fingerprint {
-                *l.fingerprint == *sel.fingerprint
-            } else {
-                *l.comment == *sel.comment
-            }
-        };
+        let mut hosts: HashSet<&Arc<str>> = HashSet::new();
+        for fp in keysel::fingerprints(sel) {
+            hosts.extend(self.by_fingerprint.get(fp).into_iter().flatten());
+        }
+        for c in keysel::comments(sel) {
+            hosts.extend(self.by_comment.get(c).into_iter().flatten());
+        }
+        let matches = |l: &Line| keysel::matches(sel, &l.fingerprint, &l.comment);
         let mut out = Vec::new();
-        for host_id in hosts.into_iter().flatten() {
+        for host_id in hosts {
             let Some(h) = self.hosts.get(host_id) else {
                 continue;
             };
@@ -218,6 +319,7 @@ impl KeyIndex {
                         collected_at_ms: h.collected_at_ms,
                         // The index knows snapshots, not revocations.
                         host_revoked: false,
+                        kind: l.kind.as_str().into(),
                     });
                 }
             }
@@ -428,5 +530,67 @@ mod tests {
         eprintln!(
             "keys find over 10000 hosts x 10 keys: fingerprint {fp_time:?}, comment scan {comment_time:?}"
         );
+    }
+
+    /// A set of fingerprints and comments is one query; each line says what
+    /// it is (a key, a cert-authority line, a TrustedUserCAKeys key), and
+    /// hosts using AuthorizedKeysCommand are named.
+    #[test]
+    fn sets_kinds_and_key_commands() {
+        use driftwatch_common::proto::{KeyOption, SshdSetting, SshdSettings};
+        let mut s = snap(
+            1,
+            &[("SHA256:a", "al@x"), ("SHA256:b", "bo@y"), ("SHA256:c", "")],
+        );
+        let Some(Body::SshKeys(k)) = &mut s.sections[0].body else {
+            unreachable!()
+        };
+        k.files[0].keys[1].options.push(KeyOption {
+            name: "cert-authority".into(),
+            ..Default::default()
+        });
+        k.sshd = Some(SshdSettings {
+            trusted_user_ca_file: Some(AuthorizedKeysFile {
+                path: "/etc/ssh/ca.pub".into(),
+                keys: vec![AuthorizedKey {
+                    line: 1,
+                    fingerprint: "SHA256:c".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            authorized_keys_command: Some(SshdSetting {
+                keyword: "AuthorizedKeysCommand".into(),
+                value: "/usr/bin/keys-from-ldap %u".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let mut idx = KeyIndex::default();
+        idx.update("h1", &s);
+        idx.update("h2", &snap(1, &[("SHA256:z", "bo@y")]));
+        let sel = KeySelector {
+            fingerprints: vec!["SHA256:b".into(), "SHA256:c".into()],
+            comments: vec!["al@x".into()],
+            ..Default::default()
+        };
+        let got: Vec<(String, String, String)> = idx
+            .find(&sel)
+            .into_iter()
+            .map(|l| (l.host_id, l.fingerprint, l.kind))
+            .collect();
+        let want = |h: &str, f: &str, k: &str| (h.to_string(), f.to_string(), k.to_string());
+        assert_eq!(
+            got,
+            vec![
+                want("h1", "SHA256:c", "trusted_user_ca_keys"),
+                want("h1", "SHA256:a", "key"),
+                want("h1", "SHA256:b", "cert_authority"),
+                want("h1", "SHA256:c", "key"),
+            ]
+        );
+        let cmds = idx.command_hosts();
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].command, "/usr/bin/keys-from-ldap %u");
     }
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod fd_limit;
 pub mod identity;
+pub mod keysel;
 pub mod logging;
 pub mod metrics;
 pub mod pki;

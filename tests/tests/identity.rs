@@ -341,7 +341,7 @@ fn revoked_host_is_refused_on_its_open_stream_and_next_report() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let r = cli_json(&w.pki, &w.c.url, &["hosts", "revoke", &id]);
+    let r = cli_json(&w.pki, &w.c.url, &["hosts", "revoke", &id, "--yes"]);
     assert_eq!(r["streams_closed"], 1);
     assert!(r["host"]["revoked_ms"].as_i64().unwrap() > 0);
     assert_eq!(r["host"]["revoked_by"], "admin");

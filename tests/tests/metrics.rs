@@ -75,7 +75,7 @@ fn collector_metrics_move_when_agents_report_and_are_refused() {
     }
 
     // A revoked host's report is refused and counted under its reason.
-    run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "web-01"]));
+    run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "web-01", "--yes"]));
     let out = agent_once(
         &c.url,
         &pki.ca(),

@@ -13,16 +13,24 @@ use crate::collect::ssh_keys::{MAX_KEY_FILE_BYTES, collect_ssh_keys, split_ancho
 use crate::hostfs::HostFs;
 use crate::parse::authorized_keys;
 
-/// Does this key line hold the selected key? A certificate matches when
-/// it certifies the key (its fingerprint is the certified key's).
+/// Does this key line hold a selected key (any of the selector's set)? A
+/// certificate matches when it certifies the key (its fingerprint is the
+/// certified key's).
 pub fn matches(key: &AuthorizedKey, sel: &KeySelector) -> bool {
-    if !sel.fingerprint.is_empty() {
-        key.fingerprint == sel.fingerprint
-    } else if !sel.comment.is_empty() {
-        key.comment == sel.comment
-    } else {
-        false
-    }
+    driftwatch_common::keysel::matches(sel, &key.fingerprint, &key.comment)
+}
+
+/// The fingerprint of each line of `lines` among `keys`, in order.
+fn fingerprints_of(keys: &[AuthorizedKey], lines: &[u32]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            keys.iter()
+                .find(|k| k.line == *l)
+                .map(|k| k.fingerprint.clone())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// The bytes without the lines (1-based) in `drop`; every other byte,
@@ -77,7 +85,7 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
         command_id: id.to_string(),
         ..Default::default()
     };
-    if sel.fingerprint.is_empty() && sel.comment.is_empty() {
+    if driftwatch_common::keysel::is_empty(&sel) {
         result.status = "failed".into();
         result.message = "the sweep names no key".into();
         return result;
@@ -114,20 +122,24 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
             continue;
         }
         if !cmd.remove {
-            result
-                .files
-                .push(file_result(f, "would_remove", lines, String::new()));
+            let mut r = file_result(f, "would_remove", lines, String::new());
+            r.line_fingerprints = fingerprints_of(&f.keys, &r.lines);
+            result.files.push(r);
             continue;
         }
         let (anchor, rel, _) = split_anchor(&f.home, &f.path);
         let mut live_lines = Vec::new();
+        let mut live_fps = Vec::new();
         let outcome = rewrite::rewrite(fs, &anchor, &rel, MAX_KEY_FILE_BYTES, now_ms(), |old| {
+            let keys = authorized_keys::parse(&String::from_utf8_lossy(old)).keys;
             live_lines = matching_lines(old, &sel);
+            live_fps = fingerprints_of(&keys, &live_lines);
             (!live_lines.is_empty()).then(|| without_lines(old, &live_lines))
         });
         match outcome {
             Ok(Some(w)) => {
                 let mut r = file_result(f, "removed", live_lines, String::new());
+                r.line_fingerprints = live_fps;
                 r.backup = w.backup;
                 result.files.push(r);
                 removed_paths.push(f.path.clone());
@@ -139,9 +151,9 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
                 } else {
                     "failed"
                 };
-                result
-                    .files
-                    .push(file_result(f, status, lines, e.to_string()));
+                let mut r = file_result(f, status, lines, e.to_string());
+                r.line_fingerprints = fingerprints_of(&f.keys, &r.lines);
+                result.files.push(r);
             }
         }
     }
@@ -257,6 +269,45 @@ mod tests {
             again.files.is_empty() && again.status == "done",
             "{again:?}"
         );
+    }
+
+    /// A selector of several keys removes every one of them, and says
+    /// which key each removed line held.
+    #[test]
+    fn a_set_of_keys_is_swept_together_line_by_line() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |rel: &str, b: &str| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        };
+        w("etc/passwd", "al:x:1000:1000::/home/al:/bin/sh\n");
+        w(
+            "home/al/.ssh/authorized_keys",
+            &format!("{K1} one\nssh-rsa AAAA bad\n{K2} two\n"),
+        );
+        let fs = HostFs::new(d.path());
+        let section = collect_ssh_keys(&fs).unwrap();
+        let fps: Vec<String> = section.files[0]
+            .keys
+            .iter()
+            .map(|k| k.fingerprint.clone())
+            .collect();
+        assert_eq!(fps.len(), 2);
+        let cmd = SweepCommand {
+            sweep_id: "s".into(),
+            selector: Some(KeySelector {
+                fingerprints: fps.clone(),
+                ..Default::default()
+            }),
+            remove: true,
+        };
+        let r = run(&fs, "s", &cmd);
+        assert_eq!(r.status, "done", "{r:?}");
+        assert_eq!(r.files[0].lines, vec![1, 3]);
+        assert_eq!(r.files[0].line_fingerprints, fps);
+        let left = std::fs::read_to_string(d.path().join("home/al/.ssh/authorized_keys")).unwrap();
+        assert_eq!(left, "ssh-rsa AAAA bad\n");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftwatch_collector::cli::{Cli, EXIT_INCOMPLETE, Incomplete, run};
+use driftwatch_collector::cli::{Cli, exit_code, is_broken_pipe, run};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -14,17 +14,15 @@ async fn main() -> ExitCode {
     match run(cli, &mut out).await {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(1),
+        // The reader of a pipe (`| head`) has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
                 "driftwatch: {}",
                 driftwatch_common::client::error_chain(e.as_ref())
             );
-            // An incomplete sweep is an answer (exit 1), not a failure.
-            if e.downcast_ref::<Incomplete>().is_some() {
-                ExitCode::from(EXIT_INCOMPLETE)
-            } else {
-                ExitCode::from(3)
-            }
+            // An incomplete sweep is an answer (exit 1), bad usage 2.
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -106,7 +106,20 @@ impl Conn {
     }
 }
 
+/// A refused or failed call: the sentence for the operator, and the code
+/// the exit status is chosen by (InvalidArgument is bad usage).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RpcError {
+    pub code: tonic::Code,
+    pub message: String,
+}
+
 /// A gRPC status as an error an operator can act on.
 pub fn explain_status(what: &str, s: &tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!(driftwatch_common::client::explain_status(what, s))
+    RpcError {
+        code: s.code(),
+        message: driftwatch_common::client::explain_status(what, s),
+    }
+    .into()
 }

@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{
     DiffRequest, DriftRequest, HistoryRequest, ListBaselinesRequest, SectionChanges,
@@ -10,24 +10,10 @@ use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::{Conn, explain_status};
 use super::print_json;
+use super::values::Severity;
 use crate::drift::severity_rank;
+use crate::render::count;
 use crate::render::table::{Table, clip};
-
-/// `--since`: an RFC 3339 time, or a duration ago ("2h", "7d").
-pub fn parse_since(s: &str, now_ms: i64) -> Result<i64> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0));
-    }
-    match humantime::parse_duration(s) {
-        Ok(d) => Ok(now_ms - d.as_millis() as i64),
-        Err(_) => bail!(
-            "--since {s:?}: use a time like 2026-11-26T04:00:00Z or a duration ago like 2h or 7d"
-        ),
-    }
-}
 
 fn write_changes(out: &mut dyn Write, sections: &[SectionChanges], indent: &str) -> Result<()> {
     let width = sections.iter().map(|s| s.section.len()).max().unwrap_or(0);
@@ -39,22 +25,27 @@ fn write_changes(out: &mut dyn Write, sections: &[SectionChanges], indent: &str)
     Ok(())
 }
 
+pub struct HistoryArgs<'a> {
+    pub host: &'a str,
+    pub since_ms: i64,
+    pub sections: Vec<String>,
+    pub limit: u32,
+}
+
 pub async fn history(
     conn: &Conn,
-    host: &str,
-    since: Option<&str>,
+    a: HistoryArgs<'_>,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let since_ms = since
-        .map(|s| parse_since(s, now_ms()))
-        .transpose()?
-        .unwrap_or(0);
+    let host = a.host;
     let mut client = AdminClient::new(conn.channel().await?);
     let resp = client
         .history(HistoryRequest {
             host: host.into(),
-            since_ms,
+            since_ms: a.since_ms,
+            sections: a.sections,
+            limit: a.limit,
         })
         .await
         .map_err(|s| explain_status(&format!("history of {host}"), &s))?
@@ -69,9 +60,10 @@ pub async fn history(
         let n: usize = e.sections.iter().map(|s| s.changes.len()).sum();
         writeln!(
             out,
-            "seq {}  {}  {n} change(s)",
+            "seq {}  {}  {}",
             e.seq,
-            format_ms(e.collected_at_ms)
+            format_ms(e.collected_at_ms),
+            count(n as u64, "change")
         )?;
         write_changes(out, &e.sections, "  ")?;
     }
@@ -81,8 +73,8 @@ pub async fn history(
 pub struct DiffArgs<'a> {
     pub host: &'a str,
     pub other: Option<&'a str>,
-    pub from: Option<&'a str>,
-    pub to: Option<&'a str>,
+    pub from: Option<String>,
+    pub to: Option<String>,
     pub baseline: Option<&'a str>,
 }
 
@@ -92,8 +84,8 @@ pub async fn diff(conn: &Conn, a: DiffArgs<'_>, json: bool, out: &mut dyn Write)
         .diff(DiffRequest {
             host: a.host.into(),
             other_host: a.other.unwrap_or_default().into(),
-            from: a.from.unwrap_or_default().into(),
-            to: a.to.unwrap_or_default().into(),
+            from: a.from.unwrap_or_default(),
+            to: a.to.unwrap_or_default(),
             baseline: a.baseline.unwrap_or_default().into(),
         })
         .await
@@ -112,25 +104,24 @@ pub async fn diff(conn: &Conn, a: DiffArgs<'_>, json: bool, out: &mut dyn Write)
 pub struct DriftArgs<'a> {
     pub host: Option<&'a str>,
     pub group: Option<&'a str>,
-    pub min_severity: Option<&'a str>,
+    pub min_severity: Option<Severity>,
     pub all: bool,
-    pub fail_on: Option<&'a str>,
+    pub fail_on: Option<Severity>,
 }
 
 /// Returns whether an open finding is at or above `--fail-on`.
 pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Write) -> Result<bool> {
-    let fail_rank = match a.fail_on {
-        Some(s) => Some(severity_rank(s).ok_or_else(|| {
-            anyhow::anyhow!("--fail-on {s:?}: use info, low, medium, high or critical")
-        })?),
-        None => None,
-    };
+    let fail_rank = a.fail_on.and_then(|s| severity_rank(s.as_str()));
     let mut client = AdminClient::new(conn.channel().await?);
     let resp = client
         .drift(DriftRequest {
             host: a.host.unwrap_or_default().into(),
             group: a.group.unwrap_or_default().into(),
-            min_severity: a.min_severity.unwrap_or_default().into(),
+            min_severity: a
+                .min_severity
+                .map(|s| s.as_str())
+                .unwrap_or_default()
+                .into(),
             all: a.all,
         })
         .await
@@ -153,7 +144,10 @@ pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Writ
         return Ok(failing);
     }
     let now = now_ms();
-    let mut t = Table::new(["SEVERITY", "HOST", "KIND", "SECTION", "SINCE", "FINDING"]);
+    // The host id is the identity: clones share a hostname.
+    let mut t = Table::new([
+        "SEVERITY", "HOST ID", "HOSTNAME", "KIND", "SECTION", "SINCE", "FINDING",
+    ]);
     for f in &resp.findings {
         let sev = if f.resolved_ms > 0 {
             format!("resolved ({})", f.severity)
@@ -167,6 +161,7 @@ pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Writ
         };
         t.row([
             sev,
+            f.host_id.clone(),
             f.hostname.clone(),
             f.kind.clone(),
             f.section.clone(),

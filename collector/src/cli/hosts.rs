@@ -2,25 +2,54 @@ use std::io::Write;
 
 use anyhow::Result;
 use driftwatch_common::proto::admin_client::AdminClient;
-use driftwatch_common::proto::{GetHostRequest, HostSummary, ListHostsRequest, RevokeHostRequest};
+use driftwatch_common::proto::{
+    ForgetHostRequest, GetHostRequest, HostSummary, ListHostsRequest, RevokeHostRequest,
+};
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::{Conn, explain_status};
-use super::print_json;
-use crate::render::{self, table::Table};
+use super::values::HostState;
+use super::{confirm, print_json};
+use crate::render::{self, count, table::Table};
 
-pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
+/// `hosts --label k=v --state S`: every label must match, any state may.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub labels: Vec<(String, String)>,
+    pub states: Vec<HostState>,
+}
+
+impl Filter {
+    pub fn keeps(&self, h: &HostSummary) -> bool {
+        self.labels
+            .iter()
+            .all(|(k, v)| h.labels.iter().any(|l| &l.key == k && &l.value == v))
+            && (self.states.is_empty() || self.states.iter().any(|s| s.as_str() == h.state))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.states.is_empty()
+    }
+}
+
+pub async fn list(conn: &Conn, filter: &Filter, json: bool, out: &mut dyn Write) -> Result<()> {
     let mut client = AdminClient::new(conn.channel().await?);
-    let resp = client
+    let mut resp = client
         .list_hosts(ListHostsRequest {})
         .await
         .map_err(|s| explain_status("listing hosts", &s))?
         .into_inner();
+    let all = resp.hosts.len();
+    resp.hosts.retain(|h| filter.keeps(h));
     if json {
         return print_json(out, &resp);
     }
     if resp.hosts.is_empty() {
-        writeln!(out, "no host has reported yet")?;
+        if all > 0 && !filter.is_empty() {
+            writeln!(out, "no host matches (of {})", count(all as u64, "host"))?;
+        } else {
+            writeln!(out, "no host has reported yet")?;
+        }
         return Ok(());
     }
     let now = now_ms();
@@ -66,7 +95,19 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-pub async fn revoke(conn: &Conn, host: &str, json: bool, out: &mut dyn Write) -> Result<()> {
+pub async fn revoke(
+    conn: &Conn,
+    host: &str,
+    yes: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    confirm(
+        &format!(
+            "revoke host {host}: its certificate is refused from now on and only re-enrollment gives the machine a new identity"
+        ),
+        yes,
+    )?;
     let mut client = AdminClient::new(conn.channel().await?);
     let resp = client
         .revoke_host(RevokeHostRequest {
@@ -81,8 +122,48 @@ pub async fn revoke(conn: &Conn, host: &str, json: bool, out: &mut dyn Write) ->
     let h = resp.host.unwrap_or_default();
     writeln!(
         out,
-        "host {} ({}) revoked: its certificate is refused from now on; {} open stream(s) closed",
-        h.host_id, h.hostname, resp.streams_closed
+        "host {} ({}) revoked: its certificate is refused from now on; {} closed",
+        h.host_id,
+        h.hostname,
+        count(resp.streams_closed, "open stream")
+    )?;
+    Ok(())
+}
+
+pub async fn forget(
+    conn: &Conn,
+    host: &str,
+    yes: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    confirm(
+        &format!(
+            "forget host {host}: its latest snapshot, history and findings are deleted (a revoked host stays refused)"
+        ),
+        yes,
+    )?;
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .forget_host(ForgetHostRequest { host: host.into() })
+        .await
+        .map_err(|s| explain_status(&format!("forgetting host {host}"), &s))?
+        .into_inner();
+    if json {
+        return print_json(out, &resp);
+    }
+    let h = resp.host.unwrap_or_default();
+    writeln!(
+        out,
+        "host {} ({}) forgotten: {} removed{}",
+        h.host_id,
+        h.hostname,
+        count(resp.records_removed, "stored record"),
+        if h.revoked_ms > 0 {
+            "; its certificate stays refused"
+        } else {
+            ""
+        }
     )?;
     Ok(())
 }
@@ -132,13 +213,12 @@ pub async fn show(
     writeln!(out, "labels   {}", labels(&h))?;
     writeln!(
         out,
-        "seen     first {}, last {} ({}), seq {}, {} snapshot{} stored",
+        "seen     first {}, last {} ({}), seq {}, {} stored",
         format_ms(h.first_seen_ms),
         format_ms(h.last_seen_ms),
         format_age(h.last_seen_ms, now_ms()),
         h.last_seq,
-        h.snapshots_stored,
-        if h.snapshots_stored == 1 { "" } else { "s" }
+        count(h.snapshots_stored, "snapshot")
     )?;
     if h.revoked_ms > 0 {
         writeln!(
@@ -165,8 +245,8 @@ pub async fn show(
     if h.spool_dropped_total > 0 {
         writeln!(
             out,
-            "! the agent's spool dropped {} snapshots while it could not report",
-            h.spool_dropped_total
+            "! the agent's spool dropped {} while it could not report",
+            count(h.spool_dropped_total, "snapshot")
         )?;
     }
     let Some(snap) = resp.snapshot else {

@@ -2,7 +2,6 @@
 //! and read the sweeps' audit log.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -11,76 +10,189 @@ use driftwatch_common::proto::{
     FindKeysRequest, GetSweepRequest, KeySelector, ListHostsRequest, ListSweepsRequest,
     StartSweepRequest, SweepJob,
 };
-use driftwatch_common::time::{format_ms, parse_duration};
+use driftwatch_common::time::format_ms;
 use tonic::transport::Channel;
 
 use super::conn::{Conn, explain_status};
-use super::{Incomplete, print_json};
+use super::{Incomplete, Usage, print_json};
+use crate::render::count;
 use crate::render::table::{Table, clip};
 
 /// The selector both `find` and `sweep` take, as clap parsed it.
 pub struct KeyChoice {
-    pub fingerprint: Option<String>,
+    pub fingerprints: Vec<String>,
     pub pubkey: Option<std::path::PathBuf>,
-    pub comment: Option<String>,
+    pub comments: Vec<String>,
 }
 
-/// The fingerprint of the public key in an OpenSSH `.pub` file, as
-/// `ssh-keygen -lf` prints it.
-pub fn pubkey_fingerprint(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read public key file {}", path.display()))?;
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-        .with_context(|| format!("{} holds no key", path.display()))?;
-    // A certificate (id_ed25519-cert.pub) names the key it certifies, as
-    // the agents' fingerprints of certificate lines do.
-    let key = match ssh_key::PublicKey::from_openssh(line) {
-        Ok(k) => k,
-        Err(_) => ssh_key::Certificate::from_openssh(line)
-            .map(|c| ssh_key::PublicKey::from(c.public_key().clone()))
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "{} is not an OpenSSH public key (`type base64 [comment]`, like id_ed25519.pub)",
-                    path.display()
-                )
-            })?,
-    };
-    Ok(key.fingerprint(ssh_key::HashAlg::Sha256).to_string())
+/// One key asked about, and how to name it to the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wanted {
+    /// A fingerprint, with where it came from ("leaver.pub line 2: bob@x").
+    Fingerprint {
+        fingerprint: String,
+        from: String,
+    },
+    Comment(String),
 }
 
-impl KeyChoice {
-    pub fn selector(&self) -> Result<KeySelector> {
-        Ok(match (&self.fingerprint, &self.pubkey, &self.comment) {
-            (Some(fp), None, None) => KeySelector {
-                fingerprint: fp.trim().to_string(),
-                ..Default::default()
-            },
-            (None, Some(p), None) => KeySelector {
-                fingerprint: pubkey_fingerprint(p)?,
-                ..Default::default()
-            },
-            (None, None, Some(c)) => KeySelector {
-                comment: c.clone(),
-                ..Default::default()
-            },
-            _ => bail!("name the key by exactly one of --fingerprint, --pubkey or --comment"),
-        })
+impl Wanted {
+    fn holds(&self, fingerprint: &str, comment: &str) -> bool {
+        match self {
+            Wanted::Fingerprint { fingerprint: f, .. } => f == fingerprint,
+            Wanted::Comment(c) => !comment.is_empty() && c == comment,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Wanted::Fingerprint { fingerprint, from } if from.is_empty() => fingerprint.clone(),
+            Wanted::Fingerprint { fingerprint, from } => format!("{fingerprint} ({from})"),
+            Wanted::Comment(c) => format!("comment {c:?}"),
+        }
     }
 }
 
+/// The fingerprint of `type base64 [comment]`, or of the key a
+/// certificate certifies, as `ssh-keygen -lf` prints it.
+fn key_fingerprint(text: &str) -> Option<(String, String)> {
+    if let Ok(k) = ssh_key::PublicKey::from_openssh(text) {
+        return Some((
+            k.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+            k.comment().to_string(),
+        ));
+    }
+    // A certificate (id_ed25519-cert.pub) names the key it certifies, as
+    // the agents' fingerprints of certificate lines do.
+    let c = ssh_key::Certificate::from_openssh(text).ok()?;
+    let k = ssh_key::PublicKey::from(c.public_key().clone());
+    Some((
+        k.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+        c.comment().to_string(),
+    ))
+}
+
+/// One authorized_keys line: as sshd reads it, the key itself, or else an
+/// options field (up to the first blank outside double quotes) and then the
+/// key.
+fn line_fingerprint(line: &str) -> Option<(String, String)> {
+    if let Some(k) = key_fingerprint(line) {
+        return Some(k);
+    }
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' | '\t' if !quoted => return key_fingerprint(line[i..].trim_start()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every key of an authorized_keys-format text (a `.pub` file, an
+/// authorized_keys file, a `https://github.com/USER.keys` export): blank
+/// and `#` lines skipped, options and comments allowed. A line that is not
+/// a key is an error naming it: skipping it would leave that key on every
+/// server while the answer says "on no host".
+pub fn parse_pubkeys(text: &str, source: &str) -> Result<Vec<Wanted>, super::Usage> {
+    let mut out: Vec<Wanted> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let n = i + 1;
+        let (fingerprint, comment) = line_fingerprint(line).ok_or_else(|| {
+            super::Usage(format!(
+                "{source} line {n} is not an OpenSSH public key (`[options] type base64 [comment]`, like id_ed25519.pub): {:?}",
+                crate::render::table::clip(line, 60)
+            ))
+        })?;
+        let from = if comment.is_empty() {
+            format!("{source} line {n}")
+        } else {
+            format!("{source} line {n}: {comment}")
+        };
+        if !out.iter().any(|w| w.holds(&fingerprint, "")) {
+            out.push(Wanted::Fingerprint { fingerprint, from });
+        }
+    }
+    if out.is_empty() {
+        return Err(super::Usage(format!(
+            "{source} holds no key (only blank or # lines)"
+        )));
+    }
+    Ok(out)
+}
+
+impl KeyChoice {
+    /// Every key asked about, in the order given: --pubkey's keys, then
+    /// --fingerprint, then --comment.
+    pub fn wanted(&self) -> Result<Vec<Wanted>> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.pubkey {
+            let (text, source) = if p.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)
+                    .context("cannot read public keys from standard input")?;
+                (t, "standard input".to_string())
+            } else {
+                let t = std::fs::read_to_string(p).map_err(|e| {
+                    super::Usage(format!("cannot read public key file {}: {e}", p.display()))
+                })?;
+                (t, p.display().to_string())
+            };
+            out.extend(parse_pubkeys(&text, &source)?);
+        }
+        for f in &self.fingerprints {
+            out.push(Wanted::Fingerprint {
+                fingerprint: f.trim().to_string(),
+                from: String::new(),
+            });
+        }
+        out.extend(self.comments.iter().cloned().map(Wanted::Comment));
+        if out.is_empty() {
+            return Err(super::Usage(
+                "name the key by --fingerprint, --pubkey or --comment".into(),
+            )
+            .into());
+        }
+        Ok(out)
+    }
+}
+
+/// The selector for the collector: only the repeated fields, so an agent
+/// that knows only a single key refuses rather than sweeping one of them.
+pub fn selector(wanted: &[Wanted]) -> KeySelector {
+    let mut sel = KeySelector::default();
+    for w in wanted {
+        match w {
+            Wanted::Fingerprint { fingerprint, .. } => sel.fingerprints.push(fingerprint.clone()),
+            Wanted::Comment(c) => sel.comments.push(c.clone()),
+        }
+    }
+    sel
+}
+
 fn describe(sel: &KeySelector) -> String {
-    if sel.fingerprint.is_empty() {
-        format!("comment {:?}", sel.comment)
-    } else {
-        sel.fingerprint.clone()
+    driftwatch_common::keysel::describe(sel)
+}
+
+fn kind_text(kind: &str) -> &'static str {
+    match kind {
+        "cert_authority" => "cert-authority",
+        "trusted_user_ca_keys" => "TrustedUserCAKeys",
+        _ => "key",
     }
 }
 
 pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write) -> Result<()> {
-    let selector = key.selector()?;
+    let wanted = key.wanted()?;
+    let selector = selector(&wanted);
     let mut client = AdminClient::new(conn.channel().await?);
     let resp = client
         .find_keys(FindKeysRequest {
@@ -92,40 +204,99 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
     if json {
         return print_json(out, &resp);
     }
-    if resp.locations.is_empty() {
+    let total = wanted.len();
+    let mut found_keys = 0;
+    for (i, w) in wanted.iter().enumerate() {
+        let here: Vec<_> = resp
+            .locations
+            .iter()
+            .filter(|l| w.holds(&l.fingerprint, &l.comment))
+            .collect();
+        let prefix = if total > 1 {
+            format!("key {} of {total}: ", i + 1)
+        } else {
+            String::new()
+        };
+        if here.is_empty() {
+            writeln!(out, "{prefix}{} is on no host", w.name())?;
+            continue;
+        }
+        found_keys += 1;
+        let mut hosts: Vec<&str> = here.iter().map(|l| l.host_id.as_str()).collect();
+        hosts.dedup();
         writeln!(
             out,
-            "{} is on no host (latest snapshots of {} host{})",
-            describe(&selector),
-            resp.hosts_indexed,
-            if resp.hosts_indexed == 1 { "" } else { "s" }
+            "{prefix}{}: {} on {}",
+            w.name(),
+            count(here.len() as u64, "line"),
+            count(hosts.len() as u64, "host")
         )?;
-        return Ok(());
-    }
-    let mut t = Table::new([
-        "HOST", "HOSTNAME", "USER", "FILE", "LINE", "OPTIONS", "COMMENT",
-    ]);
-    for l in &resp.locations {
-        t.row([
-            if l.host_revoked {
-                format!("{} (revoked)", l.host_id)
-            } else {
-                l.host_id.clone()
-            },
-            l.hostname.clone(),
-            l.user.clone(),
-            l.path.clone(),
-            l.line.to_string(),
-            clip(&l.options.join(","), 40),
-            clip(&l.comment, 40),
+        let mut t = Table::new([
+            "HOST ID", "HOSTNAME", "USER", "FILE", "LINE", "KIND", "OPTIONS", "COMMENT",
         ]);
+        for l in &here {
+            t.row([
+                if l.host_revoked {
+                    format!("{} (revoked)", l.host_id)
+                } else {
+                    l.host_id.clone()
+                },
+                l.hostname.clone(),
+                l.user.clone(),
+                l.path.clone(),
+                l.line.to_string(),
+                kind_text(&l.kind).into(),
+                clip(&l.options.join(","), 40),
+                clip(&l.comment, 40),
+            ]);
+        }
+        write!(out, "{}", t.render())?;
     }
-    write!(out, "{}", t.render())?;
+    writeln!(
+        out,
+        "{} of {} found (latest snapshots of {})",
+        found_keys,
+        count(total as u64, "key"),
+        count(resp.hosts_indexed, "host")
+    )?;
     if resp.locations.iter().any(|l| l.host_revoked) {
         writeln!(
             out,
             "(revoked): the collector refuses that host's agent, so a sweep cannot reach it; re-image it or remove the key by hand"
         )?;
+    }
+    if resp.locations.iter().any(|l| l.kind == "cert_authority") {
+        writeln!(
+            out,
+            "cert-authority: the line trusts every certificate the key signed; a sweep removes the line, but certificates it signed may be trusted elsewhere (TrustedUserCAKeys)"
+        )?;
+    }
+    if resp
+        .locations
+        .iter()
+        .any(|l| l.kind == "trusted_user_ca_keys")
+    {
+        writeln!(
+            out,
+            "TrustedUserCAKeys: sshd trusts every certificate the key signed, for any user the certificate names; a sweep does not touch that file: remove the key there and revoke its certificates (RevokedKeys)"
+        )?;
+    }
+    if !resp.command_hosts.is_empty() {
+        writeln!(
+            out,
+            "{} also get keys from AuthorizedKeysCommand, which no file shows and a sweep cannot cover; check that program's source of keys:",
+            count(resp.command_hosts.len() as u64, "host")
+        )?;
+        let mut t = Table::new(["HOST ID", "HOSTNAME", "COMMAND", "RUNS AS"]);
+        for h in &resp.command_hosts {
+            t.row([
+                h.host_id.clone(),
+                h.hostname.clone(),
+                clip(&h.command, 60),
+                h.command_user.clone(),
+            ]);
+        }
+        write!(out, "{}", t.render())?;
     }
     Ok(())
 }
@@ -133,16 +304,17 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
 pub struct SweepArgs {
     pub remove: bool,
     pub yes: bool,
-    pub timeout: String,
-    pub expires: String,
+    pub timeout: Duration,
+    pub expires: Duration,
 }
 
 /// Lists the hosts the sweep will touch and asks on the terminal.
 async fn confirm(client: &mut AdminClient<Channel>, sel: &KeySelector) -> Result<()> {
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to remove keys without confirmation: there is no terminal to ask on; pass --yes to confirm (e.g. in scripts)"
-        );
+        return Err(Usage(
+            "refusing to remove keys without confirmation: there is no terminal to ask on; pass --yes to confirm (e.g. in scripts)".into(),
+        )
+        .into());
     }
     let hosts = client
         .list_hosts(ListHostsRequest {})
@@ -162,11 +334,16 @@ async fn confirm(client: &mut AdminClient<Channel>, sel: &KeySelector) -> Result
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "This removes {} from every key file of every user on these {} hosts\n(each re-scans its own files; offline hosts run it when they reconnect):",
+        "This removes {} from every key file of every user on these {}\n(each re-scans its own files; offline hosts run it when they reconnect):",
         describe(sel),
-        live.len()
+        count(live.len() as u64, "host")
     )?;
-    let mut t = Table::new(["HOST", "HOSTNAME", "CONNECTED", "LINES IN LATEST SNAPSHOT"]);
+    let mut t = Table::new([
+        "HOST ID",
+        "HOSTNAME",
+        "CONNECTED",
+        "LINES IN LATEST SNAPSHOT",
+    ]);
     for h in &live {
         let n = found.iter().filter(|l| l.host_id == h.host_id).count();
         t.row([
@@ -194,9 +371,9 @@ pub async fn sweep(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let selector = key.selector()?;
-    let timeout = parse_duration(&args.timeout).map_err(anyhow::Error::msg)?;
-    let expires = parse_duration(&args.expires).map_err(anyhow::Error::msg)?;
+    let wanted = key.wanted()?;
+    let selector = selector(&wanted);
+    let (timeout, expires) = (args.timeout, args.expires);
     let mut client = AdminClient::new(conn.channel().await?);
     if args.remove && !args.yes {
         confirm(&mut client, &selector).await?;
@@ -211,17 +388,17 @@ pub async fn sweep(
         .map_err(|s| explain_status("starting the sweep", &s))?
         .into_inner();
     eprintln!(
-        "sweep {} {} on {} hosts",
+        "sweep {} {} on {}",
         job.id,
         if job.remove {
             "started"
         } else {
             "(dry run) started"
         },
-        job.hosts.len()
+        count(job.hosts.len() as u64, "host")
     );
     let job = follow(&mut client, job, timeout).await?;
-    report(&job, json, out)
+    report(&job, Some(&wanted), json, out)
 }
 
 /// Polls the job until no host is pending or `timeout` passes, printing
@@ -241,7 +418,7 @@ async fn follow(
                 job.hosts_done,
                 job.hosts_pending,
                 job.hosts_failed,
-                job.hosts.len()
+                count(job.hosts.len() as u64, "host")
             );
             last = Some(now);
         }
@@ -259,7 +436,12 @@ async fn follow(
 
 /// The summary table (or JSON), then an [`Incomplete`] error when any host
 /// failed, is pending or expired: the exit code scripts act on.
-fn report(job: &SweepJob, json: bool, out: &mut dyn Write) -> Result<()> {
+fn report(
+    job: &SweepJob,
+    wanted: Option<&[Wanted]>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
     if json {
         print_json(out, job)?;
     } else {
@@ -273,7 +455,7 @@ fn report(job: &SweepJob, json: bool, out: &mut dyn Write) -> Result<()> {
             format_ms(job.created_ms)
         )?;
         let mut t = Table::new([
-            "HOST", "HOSTNAME", "STATUS", "USER", "FILE", "LINES", "RESULT",
+            "HOST ID", "HOSTNAME", "STATUS", "USER", "FILE", "LINES", "RESULT",
         ]);
         for h in &job.hosts {
             if h.files.is_empty() {
@@ -315,24 +497,94 @@ fn report(job: &SweepJob, json: bool, out: &mut dyn Write) -> Result<()> {
             }
         }
         write!(out, "{}", t.render())?;
+        per_key(job, wanted, out)?;
         writeln!(
             out,
-            "{} done, {} pending, {} failed, {} expired; {} line(s) removed",
+            "{} done, {} pending, {} failed, {} expired; {} {}",
             job.hosts_done,
             job.hosts_pending,
             job.hosts_failed,
             job.hosts_expired,
-            job.lines_removed
+            count(job.lines_removed, "line"),
+            if job.remove {
+                "removed"
+            } else {
+                "would be removed"
+            }
         )?;
     }
     if job.hosts_failed + job.hosts_pending + job.hosts_expired > 0 {
         return Err(Incomplete {
             message: format!(
-                "sweep {}: {} host(s) failed, {} still pending, {} expired (`driftwatch keys sweep-status {}` follows it)",
-                job.id, job.hosts_failed, job.hosts_pending, job.hosts_expired, job.id
+                "sweep {}: {} failed, {} still pending, {} expired (`driftwatch keys sweep-status {}` follows it)",
+                job.id,
+                count(job.hosts_failed, "host"),
+                job.hosts_pending,
+                job.hosts_expired,
+                job.id
             ),
         }
         .into());
+    }
+    Ok(())
+}
+
+/// Per key asked about: on which host and file, which lines went (or
+/// would go). From the agents' answers (each line's fingerprint), not the
+/// snapshots. `sweep-status` knows the fingerprints only, not their source.
+fn per_key(job: &SweepJob, wanted: Option<&[Wanted]>, out: &mut dyn Write) -> Result<()> {
+    let sel = job.selector.clone().unwrap_or_default();
+    let listed: Vec<Wanted> = match wanted {
+        Some(w) => w.to_vec(),
+        None => driftwatch_common::keysel::fingerprints(&sel)
+            .map(|f| Wanted::Fingerprint {
+                fingerprint: f.to_string(),
+                from: String::new(),
+            })
+            .collect(),
+    };
+    if listed.len() < 2 {
+        return Ok(());
+    }
+    let verb = if job.remove {
+        "removed"
+    } else {
+        "would remove"
+    };
+    writeln!(out, "per key:")?;
+    for w in &listed {
+        let Wanted::Fingerprint { fingerprint, .. } = w else {
+            writeln!(
+                out,
+                "  {}: lines matched by comment are in the table",
+                w.name()
+            )?;
+            continue;
+        };
+        let mut places = Vec::new();
+        for h in &job.hosts {
+            for f in h
+                .files
+                .iter()
+                .filter(|f| f.status == "removed" || f.status == "would_remove")
+            {
+                let lines: Vec<String> = f
+                    .lines
+                    .iter()
+                    .zip(&f.line_fingerprints)
+                    .filter(|(_, fp)| *fp == fingerprint)
+                    .map(|(l, _)| l.to_string())
+                    .collect();
+                if !lines.is_empty() {
+                    places.push(format!("{} {}:{}", h.host_id, f.path, lines.join(",")));
+                }
+            }
+        }
+        if places.is_empty() {
+            writeln!(out, "  {}: in no key file the hosts answered for", w.name())?;
+        } else {
+            writeln!(out, "  {}: {verb} {}", w.name(), places.join("; "))?;
+        }
     }
     Ok(())
 }
@@ -382,5 +634,59 @@ pub async fn sweep_status(conn: &Conn, id: &str, json: bool, out: &mut dyn Write
         .await
         .map_err(|s| explain_status(&format!("reading sweep {id}"), &s))?
         .into_inner();
-    report(&job, json, out)
+    report(&job, None, json, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKJr3PHt5FWncy1NESBWmLjAjeouLelJ5pwqz4S6JAtX";
+    const K2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFGaZjV6L2nYF6/Dul1F5LFditV8mprXVyl8kGvOhIFk";
+
+    fn fps(w: &[Wanted]) -> Vec<&str> {
+        w.iter()
+            .map(|w| match w {
+                Wanted::Fingerprint { fingerprint, .. } => fingerprint.as_str(),
+                Wanted::Comment(c) => c.as_str(),
+            })
+            .collect()
+    }
+
+    /// Every key of the file counts, with options and comments, and the
+    /// same key twice is asked about once.
+    #[test]
+    fn every_key_of_an_export_is_read() {
+        let text = format!(
+            "# bob's keys\n\n{K1} bob@laptop\nfrom=\"10.0.0.0/8\",no-pty {K2}\n  {K1} again\n"
+        );
+        let w = parse_pubkeys(&text, "bob.keys").unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        let Wanted::Fingerprint { from, .. } = &w[0] else {
+            unreachable!()
+        };
+        assert_eq!(from, "bob.keys line 3: bob@laptop");
+        assert!(
+            fps(&w)
+                .iter()
+                .all(|f| f.starts_with("SHA256:") && f.len() == 50)
+        );
+        assert_ne!(fps(&w)[0], fps(&w)[1]);
+        let sel = selector(&w);
+        assert_eq!(sel.fingerprints.len(), 2);
+        assert!(sel.fingerprint.is_empty(), "only the repeated fields");
+    }
+
+    #[test]
+    fn a_malformed_line_is_an_error_naming_it() {
+        let text = format!("{K1} a\nssh-ed25519 AAAAnotbase64!! b\n{K2}\n");
+        let e = parse_pubkeys(&text, "bob.keys").unwrap_err().to_string();
+        assert!(e.contains("bob.keys line 2"), "{e}");
+        let e = parse_pubkeys("# nothing\n\n", "x.pub")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds no key"), "{e}");
+    }
 }

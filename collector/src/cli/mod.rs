@@ -7,6 +7,7 @@ mod drift;
 mod hosts;
 mod keys;
 mod tokens;
+pub mod values;
 
 use std::io::Write;
 
@@ -41,8 +42,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List every host: id, hostname, OS, labels, last seen, and the status
-    /// of each section of its latest snapshot (`hosts revoke HOST` revokes)
+    /// of each section of its latest snapshot (`hosts revoke HOST` revokes,
+    /// `hosts forget HOST` removes a gone or revoked host's data)
     Hosts {
+        /// Only hosts with this label (repeatable: all must match)
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = values::label)]
+        labels: Vec<(String, String)>,
+        /// Only hosts in this state (repeatable: any may match)
+        #[arg(long = "state", value_enum, ignore_case = true)]
+        states: Vec<values::HostState>,
         #[command(subcommand)]
         command: Option<HostsCommand>,
     },
@@ -52,20 +60,30 @@ pub enum Command {
         host: String,
         /// Only changes since then: a time (2026-11-26T04:00:00Z) or a
         /// duration ago (2h, 7d)
-        #[arg(long)]
-        since: Option<String>,
+        #[arg(long, value_name = "TIME", value_parser = values::time)]
+        since: Option<i64>,
+        /// Only changes in these sections (repeatable): host, processes,
+        /// ssh_keys, log_config, raid, packages, containers
+        #[arg(long = "section", short = 's', value_parser = values::section)]
+        sections: Vec<String>,
+        /// Only the newest N snapshots that changed something (0 = all)
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
     },
     /// Differences, item by item: a host between two of its snapshots
-    /// (default: the last two), two hosts now, or a host and a baseline
+    /// (default: the last two), two hosts now (HOST is `---`, OTHER_HOST
+    /// `+++`), or a baseline (`---`) and a host (`+++`)
     Diff {
         host: String,
         /// Compare with this host's latest snapshot
         other_host: Option<String>,
-        /// A sequence number or a time (RFC 3339)
-        #[arg(long, conflicts_with_all = ["other_host", "baseline"])]
-        from: Option<String>,
-        #[arg(long, conflicts_with_all = ["other_host", "baseline"])]
-        to: Option<String>,
+        /// A sequence number (as `history` shows), a time (RFC 3339) or a
+        /// duration ago (2h, 7d); default: the snapshot before --to
+        #[arg(long, value_name = "POINT", value_parser = values::point, conflicts_with_all = ["other_host", "baseline"])]
+        from: Option<values::Point>,
+        /// Like --from; default: the latest snapshot
+        #[arg(long, value_name = "POINT", value_parser = values::point, conflicts_with_all = ["other_host", "baseline"])]
+        to: Option<values::Point>,
         /// Compare with a named baseline, or `image` for the baseline baked
         /// into the host's machine image
         #[arg(long, conflicts_with = "other_host")]
@@ -73,21 +91,22 @@ pub enum Command {
     },
     /// Findings: peer outliers and gaps, baseline and policy drift, stale hosts
     Drift {
+        /// Host id, or hostname when it names exactly one host
         #[arg(long)]
         host: Option<String>,
         /// Only hosts whose group label is this
         #[arg(long)]
         group: Option<String>,
-        /// info, low, medium, high or critical
-        #[arg(long)]
-        min_severity: Option<String>,
+        /// Only findings at or above this severity
+        #[arg(long, value_enum, ignore_case = true)]
+        min_severity: Option<values::Severity>,
         /// Include resolved findings
         #[arg(long)]
         all: bool,
         /// Exit 1 when an open finding at or above this severity exists
         /// (for cron and CI)
-        #[arg(long)]
-        fail_on: Option<String>,
+        #[arg(long, value_enum, ignore_case = true)]
+        fail_on: Option<values::Severity>,
     },
     /// Reference snapshots hosts are compared with
     Baseline {
@@ -104,48 +123,52 @@ pub enum Command {
         #[command(subcommand)]
         command: HostCommand,
     },
-    /// Find an SSH key across the fleet and sweep it off every host
+    /// Find SSH keys across the fleet and sweep them off every host
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
 }
 
-/// Which key: exactly one of these.
+/// Which keys: any of these, together (a line holding any one matches).
 #[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = true, multiple = true)]
 pub struct KeyArgs {
-    /// SHA256 fingerprint as `ssh-keygen -lf` prints it (SHA256:...)
-    #[arg(long)]
-    pub fingerprint: Option<String>,
-    /// An OpenSSH public key file (id_ed25519.pub); its fingerprint is used
-    #[arg(long)]
+    /// SHA256 fingerprint as `ssh-keygen -lf` prints it (SHA256:...);
+    /// repeatable
+    #[arg(long = "fingerprint", value_name = "SHA256:...")]
+    pub fingerprints: Vec<String>,
+    /// A file of public keys in authorized_keys format, every key on it
+    /// (a .pub file, an authorized_keys file, https://github.com/USER.keys
+    /// saved); `-` reads standard input
+    #[arg(long, value_name = "FILE")]
     pub pubkey: Option<std::path::PathBuf>,
-    /// The key's comment, matched exactly (bob@laptop)
-    #[arg(long)]
-    pub comment: Option<String>,
+    /// A key's comment, matched exactly (bob@laptop); repeatable
+    #[arg(long = "comment")]
+    pub comments: Vec<String>,
 }
 
 impl KeyArgs {
     fn choice(self) -> keys::KeyChoice {
         keys::KeyChoice {
-            fingerprint: self.fingerprint,
+            fingerprints: self.fingerprints,
             pubkey: self.pubkey,
-            comment: self.comment,
+            comments: self.comments,
         }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Every host, user, file and line holding the key, from the latest
-    /// snapshots
+    /// Every host, user, file and line holding the keys, per key, from the
+    /// latest snapshots; also what a sweep cannot remove (a cert-authority
+    /// line trusting the key, sshd's TrustedUserCAKeys, AuthorizedKeysCommand)
     Find {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// Sweep the key off every host: each agent re-scans its live key files
-    /// and (with --remove) deletes exactly the lines holding it, keeping a
+    /// Sweep the keys off every host: each agent re-scans its live key files
+    /// and (with --remove) deletes exactly the lines holding them, keeping a
     /// backup beside each file. Without --remove it is a dry run that lists
     /// what would go. Offline hosts run it when they reconnect, until it
     /// expires. Exit code 1 when a host failed or is still pending.
@@ -159,11 +182,11 @@ pub enum KeysCommand {
         #[arg(long)]
         yes: bool,
         /// How long to wait for hosts before printing the summary
-        #[arg(long, default_value = "60s")]
-        timeout: String,
+        #[arg(long, default_value = "60s", value_parser = values::duration)]
+        timeout: std::time::Duration,
         /// How long offline hosts may still pick the sweep up
-        #[arg(long, default_value = "7d")]
-        expires: String,
+        #[arg(long, default_value = "7d", value_parser = values::duration)]
+        expires: std::time::Duration,
     },
     /// List sweeps: who asked, when, which key, how far each got
     Sweeps,
@@ -182,13 +205,60 @@ pub struct Incomplete {
 
 pub const EXIT_INCOMPLETE: u8 = 1;
 
+/// Bad usage found after parsing (exit 2): a key file that holds no key or
+/// a malformed line, a confirmation that cannot be asked without a terminal.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// The exit code for an error: 1 an unfinished sweep, 2 bad usage (ours,
+/// or a value the collector refused as invalid), 3 anything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Incomplete>().is_some() {
+        EXIT_INCOMPLETE
+    } else if e.downcast_ref::<Usage>().is_some()
+        || e.downcast_ref::<conn::RpcError>()
+            .is_some_and(|r| r.code == tonic::Code::InvalidArgument)
+    {
+        2
+    } else {
+        3
+    }
+}
+
+/// Whether the error is stdout going away (`driftwatch hosts | head`):
+/// the reader has what it wanted, so the command ends quietly.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum HostsCommand {
     /// Revoke a host: its certificate is refused from now on, open agent
-    /// streams are closed at once, and it leaves peer statistics
+    /// streams are closed at once, and it leaves peer statistics. Asks for
+    /// confirmation on a terminal
     Revoke {
         /// Host id, or hostname when it names exactly one host
         host: String,
+        /// Do not ask for confirmation (needed without a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Remove a gone or revoked host and everything stored about it (latest
+    /// snapshot, history, findings). A fresh or stale host is refused unless
+    /// revoked first: its agent would only report again. Asks for
+    /// confirmation on a terminal
+    Forget {
+        /// Host id, or hostname when it names exactly one host
+        host: String,
+        /// Do not ask for confirmation (needed without a terminal)
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -213,8 +283,8 @@ pub enum TokensCommand {
         #[arg(long)]
         group: String,
         /// Lifetime, e.g. 1h, 7d (at most 366 days)
-        #[arg(long)]
-        ttl: String,
+        #[arg(long, value_parser = values::ttl)]
+        ttl: std::time::Duration,
         /// How many hosts may enroll with it (0 = unlimited until expiry)
         #[arg(long, default_value_t = 0)]
         uses: u32,
@@ -233,24 +303,15 @@ pub enum HostCommand {
         host: String,
         /// Only these sections (repeatable): host, processes, ssh_keys,
         /// log_config, raid, packages, containers
-        #[arg(long = "section", short = 's')]
+        #[arg(long = "section", short = 's', value_parser = values::section)]
         sections: Vec<String>,
-        /// Order process tables by pid, memory (RSS) or CPU
-        #[arg(long, value_parser = parse_sort, default_value = "pid")]
+        /// Order process tables by pid, mem (also: rss, memory) or cpu
+        #[arg(long, value_parser = values::sort, default_value = "pid")]
         sort: SortBy,
         /// Show at most N rows of long tables (0 = all)
         #[arg(long, default_value_t = 0)]
         limit: usize,
     },
-}
-
-fn parse_sort(s: &str) -> Result<SortBy, String> {
-    match s {
-        "pid" => Ok(SortBy::Pid),
-        "mem" | "rss" => Ok(SortBy::Mem),
-        "cpu" => Ok(SortBy::Cpu),
-        _ => Err(format!("unknown sort {s:?}: use pid, mem or cpu")),
-    }
 }
 
 /// `--json` output: the response as pretty JSON (field names are the proto's).
@@ -267,10 +328,22 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
     let json = cli.json;
     let done = |r: Result<()>| r.map(|()| false);
     match cli.command {
-        Command::Hosts { command: None } => done(hosts::list(&conn, json, out).await),
         Command::Hosts {
-            command: Some(HostsCommand::Revoke { host }),
-        } => done(hosts::revoke(&conn, &host, json, out).await),
+            labels,
+            states,
+            command: None,
+        } => {
+            let filter = hosts::Filter { labels, states };
+            done(hosts::list(&conn, &filter, json, out).await)
+        }
+        Command::Hosts {
+            command: Some(HostsCommand::Revoke { host, yes }),
+            ..
+        } => done(hosts::revoke(&conn, &host, yes, json, out).await),
+        Command::Hosts {
+            command: Some(HostsCommand::Forget { host, yes }),
+            ..
+        } => done(hosts::forget(&conn, &host, yes, json, out).await),
         Command::Host {
             command:
                 HostCommand::Show {
@@ -285,13 +358,24 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
         }
         Command::Tokens { command } => done(match command {
             TokensCommand::Create { group, ttl, uses } => {
-                tokens::create(&conn, &group, &ttl, uses, json, out).await
+                tokens::create(&conn, &group, ttl, uses, json, out).await
             }
             TokensCommand::List => tokens::list(&conn, json, out).await,
             TokensCommand::Revoke { id } => tokens::revoke(&conn, &id, json, out).await,
         }),
-        Command::History { host, since } => {
-            done(drift::history(&conn, &host, since.as_deref(), json, out).await)
+        Command::History {
+            host,
+            since,
+            sections,
+            limit,
+        } => {
+            let a = drift::HistoryArgs {
+                host: &host,
+                since_ms: since.unwrap_or(0),
+                sections,
+                limit,
+            };
+            done(drift::history(&conn, a, json, out).await)
         }
         Command::Diff {
             host,
@@ -303,8 +387,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
             let a = drift::DiffArgs {
                 host: &host,
                 other: other_host.as_deref(),
-                from: from.as_deref(),
-                to: to.as_deref(),
+                from: from.map(|p| p.0),
+                to: to.map(|p| p.0),
                 baseline: baseline.as_deref(),
             };
             done(drift::diff(&conn, a, json, out).await)
@@ -319,9 +403,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
             let a = drift::DriftArgs {
                 host: host.as_deref(),
                 group: group.as_deref(),
-                min_severity: min_severity.as_deref(),
+                min_severity,
                 all,
-                fail_on: fail_on.as_deref(),
+                fail_on,
             };
             drift::drift(&conn, a, json, out).await
         }
@@ -352,6 +436,30 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
             KeysCommand::SweepStatus { id } => keys::sweep_status(&conn, &id, json, out).await,
         }),
     }
+}
+
+/// Asks on the terminal before something that cannot be undone; without a
+/// terminal (a script) only `--yes` proceeds, and saying so is bad usage.
+pub(crate) fn confirm(what: &str, yes: bool) -> Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Usage(format!(
+            "refusing to {what} without confirmation: there is no terminal to ask on; pass --yes to confirm (e.g. in scripts)"
+        ))
+        .into());
+    }
+    let mut err = std::io::stderr().lock();
+    write!(err, "This will {what}. Type 'yes' to proceed: ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("cancelled: nothing was changed");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@ use std::io::Write;
 use anyhow::Result;
 use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, Token};
-use driftwatch_common::time::{format_ms, parse_duration};
+use driftwatch_common::time::format_ms;
 
 use super::conn::{Conn, explain_status};
 use super::print_json;
@@ -20,12 +20,11 @@ fn uses(t: &Token) -> String {
 pub async fn create(
     conn: &Conn,
     group: &str,
-    ttl: &str,
+    ttl: std::time::Duration,
     max_uses: u32,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let ttl = parse_duration(ttl).map_err(anyhow::Error::msg)?;
     let mut client = AdminClient::new(conn.channel().await?);
     let resp = client
         .create_token(CreateTokenRequest {

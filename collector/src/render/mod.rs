@@ -14,6 +14,23 @@ use driftwatch_common::proto::{Section, section::Body};
 use driftwatch_common::stable::has_volatile_values;
 use driftwatch_common::time::{format_age, format_ms};
 
+/// "1 host", "3 hosts": a count with its noun in the right number (nouns
+/// that add -s; [`count_of`] for the others).
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Like [`count`] with the plural spelled out ("1 entry", "2 entries").
+pub fn count_of(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A section whose stable content did not change is reported as a hash and
 /// keeps the body of an earlier report, volatile values (RSS, CPU%, uptime,
 /// container state) included: say how old they are when older than the
@@ -107,5 +124,19 @@ mod tests {
         // Nothing volatile in the section: nothing to date.
         s.body = Some(Body::Packages(Default::default()));
         assert_eq!(values_age(&s, snap, snap), None);
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1u32, "host"), "1 host");
+        assert_eq!(count(0u32, "host"), "0 hosts");
+        assert_eq!(count(2u64, "line"), "2 lines");
+        assert_eq!(count_of(1u32, "entry", "entries"), "1 entry");
+        assert_eq!(count_of(3u32, "entry", "entries"), "3 entries");
     }
 }

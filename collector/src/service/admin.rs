@@ -5,9 +5,10 @@ use driftwatch_common::proto::{
     SetBaselineResponse,
 };
 use driftwatch_common::proto::{
-    CreateTokenRequest, CreateTokenResponse, GetHostRequest, GetHostResponse, HostSummary,
-    ListHostsRequest, ListHostsResponse, ListTokensRequest, ListTokensResponse, RevokeHostRequest,
-    RevokeHostResponse, RevokeTokenRequest, RevokeTokenResponse, Token,
+    CreateTokenRequest, CreateTokenResponse, ForgetHostRequest, ForgetHostResponse, GetHostRequest,
+    GetHostResponse, HostSummary, ListHostsRequest, ListHostsResponse, ListTokensRequest,
+    ListTokensResponse, RevokeHostRequest, RevokeHostResponse, RevokeTokenRequest,
+    RevokeTokenResponse, Token,
 };
 use driftwatch_common::proto::{
     FindKeysRequest, FindKeysResponse, GetSweepRequest, ListSweepsRequest, ListSweepsResponse,
@@ -193,6 +194,54 @@ impl Admin for AdminService {
         .await
     }
 
+    async fn forget_host(
+        &self,
+        req: Request<ForgetHostRequest>,
+    ) -> Result<Response<ForgetHostResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let wanted = req.into_inner().host;
+        let span = info_span!("rpc", method = "ForgetHost", %admin);
+        async move {
+            let hosts = self.state.blocking(|s| s.list_hosts()).await?;
+            let host = resolve_host(&hosts, &wanted)?;
+            let id = host.host_id.clone();
+            let state = drift::host_state(&host, &self.state.evaluator.settings, now_ms());
+            if state != "gone" && state != "revoked" {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "host {id} ({}) is {state}: its agent still reports and would only come back; revoke it first (`driftwatch hosts revoke {id}`) or wait until it is gone (no report for 24h)",
+                    host.hostname
+                ))
+                .into());
+            }
+            if self.state.streams.is_connected(&id) {
+                return Err(ServiceError::FailedPrecondition(format!(
+                    "host {id} has an agent stream open right now: revoke it first"
+                ))
+                .into());
+            }
+            let i = id.clone();
+            let (host, removed) = self
+                .state
+                .blocking(move |s| s.forget_host(&i))
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("no host {id}")))?;
+            self.state.durable().await?;
+            self.state
+                .keys
+                .write()
+                .expect("not poisoned")
+                .remove_host(&id);
+            self.state.evaluator.data_changed();
+            info!(host = %id, records_removed = removed, state, "host forgotten");
+            Ok(Response::new(ForgetHostResponse {
+                host: Some(host),
+                records_removed: removed,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn create_token(
         &self,
         req: Request<CreateTokenRequest>,
@@ -302,14 +351,34 @@ impl Admin for AdminService {
         req: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
         let admin = auth::require_admin(&req)?;
-        let HistoryRequest { host, since_ms } = req.into_inner();
+        let HistoryRequest {
+            host,
+            since_ms,
+            sections,
+            limit,
+        } = req.into_inner();
         let span = info_span!("rpc", method = "History", %admin);
         async move {
+            if let Some(bad) = sections
+                .iter()
+                .find(|n| !driftwatch_common::proto::SECTION_NAMES.contains(&n.as_str()))
+            {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "unknown section {bad:?}: known sections are {}",
+                    driftwatch_common::proto::SECTION_NAMES.join(", ")
+                ))
+                .into());
+            }
             let id = self.host_id(&host).await?;
             let i = id.clone();
+            let q = history::HistoryQuery {
+                since_ms,
+                sections,
+                limit,
+            };
             let entries = self
                 .state
-                .blocking(move |s| history::history(s, &i, since_ms))
+                .blocking(move |s| history::history(s, &i, &q))
                 .await?;
             Ok(Response::new(HistoryResponse {
                 host_id: id,
@@ -331,25 +400,32 @@ impl Admin for AdminService {
         } = req.into_inner();
         let span = info_span!("rpc", method = "Diff", %admin);
         async move {
-            let id = self.host_id(&host).await?;
+            let hosts = self.state.blocking(|s| s.list_hosts()).await?;
+            let a_host = resolve_host(&hosts, &host)?;
+            let id = a_host.host_id.clone();
+            let name = |h: &HostSummary| format!("{} ({})", h.host_id, h.hostname);
             if !other_host.is_empty() || !baseline.is_empty() {
                 let a = self.latest(&id).await?;
-                let (label, b) = if !other_host.is_empty() {
-                    let other = self.host_id(&other_host).await?;
-                    (other.clone(), self.latest(&other).await?.sections)
-                } else {
-                    let b = self.baseline_for(&id, &baseline).await?;
-                    (
-                        format!("baseline {}", b.name),
-                        b.snapshot.map(|s| s.sections).unwrap_or_default(),
-                    )
+                let at = |s: &driftwatch_common::proto::Snapshot| {
+                    format!("seq {} ({})", s.seq, format_ms(s.collected_at_ms))
                 };
-                // Read as "what `host` has that the other does not".
-                let sections = history::compare(&b, &a.sections);
+                if !other_host.is_empty() {
+                    // `diff A B`: A is `---`, B is `+++`.
+                    let b_host = resolve_host(&hosts, &other_host)?;
+                    let b = self.latest(&b_host.host_id).await?;
+                    return Ok(Response::new(DiffResponse {
+                        from: format!("{} {}", name(&a_host), at(&a)),
+                        to: format!("{} {}", name(&b_host), at(&b)),
+                        sections: history::compare(&a.sections, &b.sections),
+                    }));
+                }
+                // A baseline is what the host should have: `---`, the host `+++`.
+                let b = self.baseline_for(&id, &baseline).await?;
+                let base = b.snapshot.map(|s| s.sections).unwrap_or_default();
                 return Ok(Response::new(DiffResponse {
-                    from: label,
-                    to: id,
-                    sections,
+                    from: format!("baseline {} ({}, set {})", b.name, b.source, format_ms(b.created_ms)),
+                    to: format!("{} {}", name(&a_host), at(&a)),
+                    sections: history::compare(&base, &a.sections),
                 }));
             }
             let i = id.clone();
@@ -359,24 +435,34 @@ impl Admin for AdminService {
                     ServiceError::NotFound(format!("host {id} has no stored snapshot")).into(),
                 );
             }
+            let last_seq = a_host.last_seq;
             let to_i = if to.is_empty() {
                 records.len() - 1
             } else {
-                history::pick(&records, &to)?
+                history::pick(&records, last_seq, &to)?
             };
-            let from_i = if from.is_empty() {
-                to_i.saturating_sub(1)
+            let from_i = if !from.is_empty() {
+                history::pick(&records, last_seq, &from)?
+            } else if to_i > 0 {
+                to_i - 1
             } else {
-                history::pick(&records, &from)?
+                return Err(ServiceError::NotFound(format!(
+                    "{} has only one stored snapshot at or before that point (seq {}): nothing to compare it with",
+                    name(&a_host),
+                    records[to_i].seq
+                ))
+                .into());
             };
-            let describe = |i: usize| {
-                format!(
-                    "{id} seq {} ({})",
-                    records[i].seq,
-                    format_ms(records[i].collected_at_ms)
-                )
+            let describe = |i: usize, asked: &str| {
+                let r = &records[i];
+                let mut d = format!("{} seq {} ({})", name(&a_host), r.seq, format_ms(r.collected_at_ms));
+                // The record in force at an asked point may be older: say so.
+                if !asked.is_empty() && asked != r.seq.to_string() {
+                    d.push_str(&format!(", in force at {asked}"));
+                }
+                d
             };
-            let (f, t) = (describe(from_i), describe(to_i));
+            let (f, t) = (describe(from_i, &from), describe(to_i, &to));
             let sections = self
                 .state
                 .blocking(move |s| history::diff_records(s, &records, from_i, to_i))

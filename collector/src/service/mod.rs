@@ -58,12 +58,14 @@ impl State {
         ca: Ca,
         evaluator: Evaluator,
     ) -> Result<Self, crate::store::StoreError> {
-        let revoked = store
+        let mut revoked: HashSet<String> = store
             .list_hosts()?
             .into_iter()
             .filter(|h| h.revoked_ms > 0)
             .map(|h| h.host_id)
             .collect();
+        // Forgetting a revoked host removes its record, never its revocation.
+        revoked.extend(store.forgotten_revoked_ids()?);
         let keys = KeyIndex::load(store.as_ref())?;
         let commit = GroupCommit::start(store.clone());
         Ok(State {

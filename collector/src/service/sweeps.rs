@@ -2,6 +2,7 @@
 //! and what happens when an agent's Commands stream opens (pending sweeps
 //! are pushed) and when a result comes back (recorded in the audit log).
 
+use driftwatch_common::keysel;
 use driftwatch_common::proto::{
     Command, CommandResult, FindKeysResponse, KeySelector, ListSweepsResponse, StartSweepRequest,
     SweepCommand, SweepHost, SweepJob,
@@ -61,30 +62,38 @@ pub fn summaries(
 pub const DEFAULT_SWEEP_TTL_S: u64 = 7 * 86_400;
 const MAX_SWEEP_TTL_S: u64 = 90 * 86_400;
 
-/// Exactly one of fingerprint or comment, and a fingerprint that looks
-/// like one (so a typo cannot silently match nothing anywhere).
+/// Bounds what one request can name: a leaver's export holds a handful of
+/// keys, not thousands.
+const MAX_SELECTOR_KEYS: usize = 1000;
+
+/// At least one fingerprint or comment, every fingerprint looking like one
+/// (so a typo cannot silently match nothing anywhere).
 pub fn validate_selector(sel: Option<KeySelector>) -> Result<KeySelector, ServiceError> {
     let sel = sel.unwrap_or_default();
-    match (sel.fingerprint.is_empty(), sel.comment.is_empty()) {
-        (false, true) => {
-            let b64 = sel.fingerprint.strip_prefix("SHA256:").unwrap_or("");
-            if b64.len() != 43
-                || !b64
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-            {
-                return Err(ServiceError::InvalidArgument(format!(
-                    "{:?} is not a SHA256 key fingerprint: give it as `ssh-keygen -lf KEY` prints it (SHA256:…, 43 characters after the colon)",
-                    sel.fingerprint
-                )));
-            }
-            Ok(sel)
-        }
-        (true, false) => Ok(sel),
-        _ => Err(ServiceError::InvalidArgument(
-            "name the key by exactly one of --fingerprint, --pubkey or --comment".into(),
-        )),
+    if keysel::is_empty(&sel) {
+        return Err(ServiceError::InvalidArgument(
+            "name the key by --fingerprint, --pubkey or --comment".into(),
+        ));
     }
+    let n = keysel::fingerprints(&sel).count() + keysel::comments(&sel).count();
+    if n > MAX_SELECTOR_KEYS {
+        return Err(ServiceError::InvalidArgument(format!(
+            "{n} keys in one request: at most {MAX_SELECTOR_KEYS}"
+        )));
+    }
+    for fp in keysel::fingerprints(&sel) {
+        let b64 = fp.strip_prefix("SHA256:").unwrap_or("");
+        if b64.len() != 43
+            || !b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{fp:?} is not a SHA256 key fingerprint: give it as `ssh-keygen -lf KEY` prints it (SHA256:…, 43 characters after the colon)"
+            )));
+        }
+    }
+    Ok(sel)
 }
 
 pub fn find_keys(
@@ -94,13 +103,19 @@ pub fn find_keys(
     let sel = validate_selector(sel)?;
     let idx = state.keys.read().expect("not poisoned");
     let mut locations = idx.find(&sel);
+    let mut command_hosts = idx.command_hosts();
     let revoked = state.revoked.read().expect("not poisoned");
     for l in &mut locations {
         l.host_revoked = revoked.contains(&l.host_id);
     }
+    for h in &mut command_hosts {
+        h.host_revoked = revoked.contains(&h.host_id);
+    }
     Ok(FindKeysResponse {
         locations,
         hosts_indexed: u32::try_from(idx.hosts_indexed()).unwrap_or(u32::MAX),
+        selector: Some(sel),
+        command_hosts,
     })
 }
 
@@ -323,17 +338,31 @@ mod tests {
         Some(KeySelector {
             fingerprint: fp.into(),
             comment: comment.into(),
+            ..Default::default()
         })
     }
 
     #[test]
-    fn selectors_name_exactly_one_real_key() {
+    fn selectors_name_real_keys() {
         let fp = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8";
         assert!(validate_selector(sel(fp, "")).is_ok());
         assert!(validate_selector(sel("", "bob@laptop")).is_ok());
+        assert!(validate_selector(sel(fp, "bob")).is_ok(), "any of them");
+        let many = |fps: Vec<&str>| {
+            Some(KeySelector {
+                fingerprints: fps.into_iter().map(String::from).collect(),
+                ..Default::default()
+            })
+        };
+        assert!(validate_selector(many(vec![fp, fp])).is_ok());
+        assert!(
+            validate_selector(many(vec![fp, "SHA256:typo"]))
+                .unwrap_err()
+                .to_string()
+                .contains("SHA256:typo")
+        );
         for bad in [
             sel("", ""),
-            sel(fp, "bob"),
             sel("SHA256:short", ""),
             sel("MD5:aa", ""),
             None,

@@ -3,6 +3,7 @@
 
 mod drift_store;
 mod durable;
+mod forget;
 mod fsync;
 pub mod private;
 mod reports;
@@ -118,4 +119,11 @@ pub trait Store: SweepStore + Send + Sync + 'static {
         by: &str,
         now_ms: i64,
     ) -> Result<Option<HostSummary>, StoreError>;
+    /// Removes a host and what is stored about it (host record, latest
+    /// snapshot, history, findings); returns it and how many records went,
+    /// None if there is no such host. A revoked host's id is kept in
+    /// [`Store::forgotten_revoked_ids`] so it stays refused.
+    fn forget_host(&self, host_id: &str) -> Result<Option<(HostSummary, u64)>, StoreError>;
+    /// Revoked hosts that were forgotten: still refused.
+    fn forgotten_revoked_ids(&self) -> Result<Vec<String>, StoreError>;
 }

@@ -38,7 +38,7 @@ const ENCODING_V1: u8 = 1;
 pub struct SledStore {
     pub(super) db: sled::Db,
     dir: PathBuf,
-    meta: sled::Tree,
+    pub(super) meta: sled::Tree,
     pub(super) hosts: sled::Tree,
     pub(super) latest: sled::Tree,
     pub(super) history: sled::Tree,
@@ -355,6 +355,12 @@ impl Store for SledStore {
 
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError> {
         self.latest_inner(host_id)
+    }
+    fn forget_host(&self, host_id: &str) -> Result<Option<(HostSummary, u64)>, StoreError> {
+        self.forget_inner(host_id)
+    }
+    fn forgotten_revoked_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.forgotten_revoked_inner()
     }
     fn latest_key_views(&self, f: &mut dyn FnMut(&str, &Snapshot)) -> Result<(), StoreError> {
         self.latest_key_views_inner(f)
