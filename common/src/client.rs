@@ -17,6 +17,14 @@ pub enum ConnectError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(
+        "CA mismatch: the collector at {url} presented a certificate that the CA in {ca} did not issue ({reason}); pass the ca.pem of the PKI that collector's certificate came from (--ca or DRIFTWATCH_CA)"
+    )]
+    CaMismatch {
+        url: String,
+        ca: String,
+        reason: String,
+    },
+    #[error(
         "cannot reach the collector at {url}: {reason} (is `driftwatch-collector serve` running there, and does its certificate name {host}?)"
     )]
     Unreachable {
@@ -61,10 +69,29 @@ pub async fn connect_from(
         .timeout(Duration::from_secs(60))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(error_chain(&e)))
+    endpoint.connect().await.map_err(|e| {
+        let reason = error_chain(&e);
+        if is_ca_mismatch(&reason) {
+            ConnectError::CaMismatch {
+                url: url.into(),
+                ca: files.ca.display().to_string(),
+                reason,
+            }
+        } else {
+            unreachable(reason)
+        }
+    })
+}
+
+/// rustls's words for a server certificate not signed by our CA: a
+/// signature that does not verify against it, or an issuer it does not know.
+fn is_ca_mismatch(reason: &str) -> bool {
+    [
+        "invalid peer certificate: BadSignature",
+        "invalid peer certificate: UnknownIssuer",
+    ]
+    .iter()
+    .any(|p| reason.contains(p))
 }
 
 /// Every cause in an error chain, joined, each said once: tonic's top-level
@@ -131,5 +158,19 @@ pub fn explain_status(what: &str, s: &tonic::Status) -> String {
             format!("{what}: collector unavailable: {chain}{hint}")
         }
         _ => format!("{what}: {:?}: {}", s.code(), status_chain(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_foreign_ca_is_named_as_such() {
+        assert!(super::is_ca_mismatch(
+            "transport error: invalid peer certificate: BadSignature"
+        ));
+        assert!(super::is_ca_mismatch(
+            "x: invalid peer certificate: UnknownIssuer"
+        ));
+        assert!(!super::is_ca_mismatch("connection refused"));
     }
 }
