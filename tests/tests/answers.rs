@@ -114,7 +114,10 @@ fn a_three_key_export_is_swept_off_two_hosts() {
     let passwd = "root:x:0:0:root:/root:/bin/bash\nal:x:1000:1000::/home/al:/bin/sh\n";
     // h1: keys 1 and 2 among one that stays; h2: keys 3 and 1 (twice).
     let files = [
-        ("h1", format!("{keep}\n{k1}\nno-agent-forwarding {k2}\n")),
+        (
+            "h1",
+            format!("{keep}\n{k1}\ncert-authority,no-agent-forwarding {k2}\n"),
+        ),
         ("h2", format!("{k3}\n{keep}\n{k1}\n{k1}\n")),
     ];
     let mut agents = Vec::new();
@@ -123,6 +126,16 @@ fn a_three_key_export_is_swept_off_two_hosts() {
         fake_root(&r, id, &format!("m-{id}"), &format!("u-{id}"));
         write(&r, "etc/passwd", passwd);
         write(&r, "home/al/.ssh/authorized_keys", body);
+        if *id == "h2" {
+            // sshd on h2 trusts the leaver's third key as a user CA and
+            // asks a program for more keys: neither is a file a sweep edits.
+            write(
+                &r,
+                "etc/ssh/sshd_config",
+                "TrustedUserCAKeys /etc/ssh/user_ca.pub\nAuthorizedKeysCommand /usr/local/bin/ldap-keys %u\nAuthorizedKeysCommandUser nobody\n",
+            );
+            write(&r, "etc/ssh/user_ca.pub", &format!("{k3}\n"));
+        }
         let (cert, key) = f.certs(id);
         std::fs::create_dir_all(t.join("state")).unwrap();
         agents.push(AgentProc::start(
@@ -143,13 +156,32 @@ fn a_three_key_export_is_swept_off_two_hosts() {
             .iter()
             .filter(|h| h["connected"] == true)
             .count();
-        (v["locations"].as_array().unwrap().len() == 5 && connected == 2).then_some(())
+        (v["locations"].as_array().unwrap().len() == 6 && connected == 2).then_some(())
     });
     let find = f.json(&["keys", "find", "--pubkey", export.to_str().unwrap()]);
+    let kinds: Vec<(&str, &str)> = find["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["path"].as_str().unwrap(), l["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("/etc/ssh/user_ca.pub", "trusted_user_ca_keys")),
+        "{find:#}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| k.1 == "cert_authority").count(),
+        1,
+        "{find:#}"
+    );
+    assert_eq!(find["command_hosts"][0]["host_id"], "h2", "{find:#}");
+    assert_eq!(find["command_hosts"][0]["command_user"], "nobody");
+    // What a sweep edits: the lines in users' key files.
     let mut found: Vec<(String, u64, String)> = find["locations"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|l| l["kind"] != "trusted_user_ca_keys")
         .map(|l| {
             (
                 l["host_id"].as_str().unwrap().into(),
@@ -191,6 +223,8 @@ fn a_three_key_export_is_swept_off_two_hosts() {
         assert!(text.contains(&format!("key {n} of 3: {fp}")), "{text}");
     }
     assert!(text.contains("3 of 3 keys found"), "{text}");
+    assert!(text.contains("TrustedUserCAKeys: sshd trusts"), "{text}");
+    assert!(text.contains("AuthorizedKeysCommand"), "{text}");
 
     let sweep = f
         .cli()
@@ -246,6 +280,11 @@ fn a_three_key_export_is_swept_off_two_hosts() {
         "{text}"
     );
     assert!(text.contains("5 lines removed"), "{text}");
+    // The sweep left sshd's CA file alone, as find said it would.
+    assert_eq!(
+        std::fs::read_to_string(f.root("h2").join("etc/ssh/user_ca.pub")).unwrap(),
+        format!("{k3}\n")
+    );
     drop(agents);
 }
 

@@ -102,8 +102,8 @@ fn notes(c: &Container) -> Vec<String> {
     }
     if looping(c) {
         why.push(format!(
-            "RESTARTING: {} restarts under policy {}, last exit code {}{}",
-            c.restart_count,
+            "RESTARTING: {} under policy {}, last exit code {}{}",
+            super::count(c.restart_count.max(0) as u64, "restart"),
             c.restart_policy,
             c.exit_code,
             if c.oom_killed { " (OOM killed)" } else { "" }

@@ -213,8 +213,9 @@ fn unrotated(s: &LogConfigSection, out: &mut String) {
         return;
     }
     out.push_str(&format!(
-        "! {} UNROTATED file(s): no rotation rule covers them\n",
-        s.unrotated.len()
+        "! {} UNROTATED: no rotation rule covers {}\n",
+        super::count(s.unrotated.len() as u64, "file"),
+        if s.unrotated.len() == 1 { "it" } else { "them" }
     ));
     let mut t = Table::new(["", "PATH", "SIZE"]);
     for u in &s.unrotated {
@@ -299,7 +300,7 @@ mod tests {
         assert!(text.contains("commented out (inactive)"), "{text}");
         assert!(text.contains("remote-host  514   tcp"), "{text}");
         assert!(text.contains("! journal Storage=volatile"), "{text}");
-        assert!(text.contains("! 1 UNROTATED file(s)"), "{text}");
+        assert!(text.contains("! 1 file UNROTATED"), "{text}");
         assert!(text.contains("!  /var/log/custom.out  2.0 KiB"), "{text}");
         assert!(
             text.contains("! /etc/logrotate.d/broken:3: missing `{`"),

@@ -7,8 +7,8 @@ use super::table::{Table, clip};
 
 pub fn render(p: &PackagesSection, opts: &Options) -> String {
     let mut out = format!(
-        "{} packages ({} installed) from {}\n",
-        p.packages.len(),
+        "{} ({} installed) from {}\n",
+        super::count(p.packages.len() as u64, "package"),
         p.installed_count,
         if p.source.is_empty() { "?" } else { &p.source }
     );

@@ -31,7 +31,10 @@ pub fn render(p: &ProcessesSection, opts: &Options) -> String {
             clip(&cmd, 100),
         ]);
     }
-    let mut out = format!("{} processes\n", p.processes.len());
+    let mut out = format!(
+        "{}\n",
+        super::count_of(p.processes.len() as u64, "process", "processes")
+    );
     out.push_str(&t.render());
     if shown < procs.len() {
         out.push_str(&format!(

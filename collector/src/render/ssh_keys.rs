@@ -159,7 +159,12 @@ fn keys_table(files: &[&AuthorizedKeysFile]) -> String {
             ]);
         }
     }
-    format!("{count} keys in {} files\n{}", files.len(), t.render())
+    format!(
+        "{} in {}\n{}",
+        super::count(count as u64, "key"),
+        super::count(files.len() as u64, "file"),
+        t.render()
+    )
 }
 
 fn findings(files: &[&AuthorizedKeysFile]) -> String {
