@@ -134,6 +134,12 @@ impl Identity {
     }
 }
 
+/// The identity a re-enrolling host had, set aside in `dir`.
+struct Previous {
+    host_id: String,
+    dir: PathBuf,
+}
+
 pub struct IdentityDir {
     state_dir: PathBuf,
     dir: PathBuf,
@@ -228,14 +234,17 @@ impl IdentityDir {
         fs_: &HostFs,
     ) -> Result<Identity, IdentityError> {
         let facts = Facts::read(fs_);
-        let mut previous = String::new();
+        let mut previous = None;
         if let Some((rec, id)) = self.load()? {
             match mismatch(&rec.facts, &facts) {
                 None => return Ok(id),
                 Some(why) => {
                     warn!(host = %rec.host_id, reason = %why, "machine facts changed (cloned disk?): enrolling as a new host");
-                    self.set_aside()?;
-                    previous = rec.host_id;
+                    let aside = self.set_aside()?;
+                    previous = Some(Previous {
+                        host_id: rec.host_id,
+                        dir: aside,
+                    });
                 }
             }
         }
@@ -249,7 +258,9 @@ impl IdentityDir {
         self.enroll(url, ca, &token, facts, previous).await
     }
 
-    fn set_aside(&self) -> Result<(), IdentityError> {
+    /// Renames the identity, spool and counters aside; returns where the
+    /// identity went (its key proves lineage at the next enrollment).
+    fn set_aside(&self) -> Result<PathBuf, IdentityError> {
         let suffix = format!("replaced-{}", now_ms());
         for name in ["identity", "spool", "counters.json"] {
             let from = self.state_dir.join(name);
@@ -258,7 +269,30 @@ impl IdentityDir {
                 fs::rename(&from, &to).map_err(|source| StateError::Io { path: from, source })?;
             }
         }
-        Ok(())
+        Ok(self.state_dir.join(format!("identity.{suffix}")))
+    }
+
+    /// Proof that this host held `previous`'s identity: its certificate and
+    /// a signature by its key over the enrollment. None when the files are
+    /// unreadable (the collector then records the claim as unverified).
+    fn lineage_proof(previous: &Previous, csr_pem: &str) -> Option<(String, Vec<u8>)> {
+        let read = |name: &str| fs::read_to_string(previous.dir.join(name));
+        let proof = read(pki::AGENT_CERT).and_then(|cert| Ok((cert, read(pki::AGENT_KEY)?)));
+        match proof {
+            Ok((cert, key)) => {
+                match driftwatch_common::lineage::sign(&key, &previous.host_id, csr_pem) {
+                    Ok(sig) => Some((cert, sig)),
+                    Err(e) => {
+                        warn!(dir = %previous.dir.display(), error = %e, "cannot prove lineage");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(dir = %previous.dir.display(), error = %e, "cannot prove lineage: previous identity unreadable");
+                None
+            }
+        }
     }
 
     async fn enroll(
@@ -267,9 +301,14 @@ impl IdentityDir {
         ca: &Path,
         token: &str,
         facts: Facts,
-        previous: String,
+        previous: Option<Previous>,
     ) -> Result<Identity, IdentityError> {
         let (key_pem, csr_pem) = pki::new_key_and_csr()?;
+        let (previous_cert_pem, previous_signature) = previous
+            .as_ref()
+            .and_then(|p| Self::lineage_proof(p, &csr_pem))
+            .unwrap_or_default();
+        let previous = previous.map(|p| p.host_id).unwrap_or_default();
         let files = ClientFiles {
             ca: ca.to_path_buf(),
             cert: None,
@@ -282,6 +321,8 @@ impl IdentityDir {
                 csr_pem,
                 facts: Some(facts.to_proto()),
                 previous_host_id: previous.clone(),
+                previous_cert_pem,
+                previous_signature,
             })
             .await
             .map_err(|s| IdentityError::Enroll(explain_status("enrolling", &s)))?

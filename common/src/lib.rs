@@ -8,6 +8,7 @@ pub mod config;
 pub mod fd_limit;
 pub mod identity;
 pub mod keysel;
+pub mod lineage;
 pub mod logging;
 pub mod metrics;
 pub mod pki;

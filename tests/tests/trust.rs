@@ -151,3 +151,107 @@ fn data_files_are_private_under_umask_000() {
         assert_eq!(*mode, want, "{} is {mode:o}", p.display());
     }
 }
+
+/// Enrolls over TLS without a client certificate, as a fresh agent does,
+/// claiming `previous` with whatever proof the caller brings.
+fn enroll_claiming(
+    pki: &Pki,
+    url: &str,
+    token: &str,
+    previous: &str,
+    proof: Option<(&Path, &Path)>,
+) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_, csr_pem) = driftwatch_common::pki::new_key_and_csr().unwrap();
+    let (previous_cert_pem, previous_signature) = match proof {
+        Some((cert, key)) => (
+            std::fs::read_to_string(cert).unwrap(),
+            driftwatch_common::lineage::sign(
+                &std::fs::read_to_string(key).unwrap(),
+                previous,
+                &csr_pem,
+            )
+            .unwrap(),
+        ),
+        None => Default::default(),
+    };
+    rt.block_on(async {
+        let files = ClientFiles {
+            ca: pki.ca(),
+            cert: None,
+            key: None,
+        };
+        let ch = driftwatch_common::client::connect(url, &files)
+            .await
+            .unwrap();
+        AgentClient::new(ch)
+            .enroll(EnrollRequest {
+                token: token.into(),
+                csr_pem,
+                facts: Some(MachineFacts {
+                    hostname: "intruder".into(),
+                    ..Default::default()
+                }),
+                previous_host_id: previous.into(),
+                previous_cert_pem,
+                previous_signature,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .host_id
+    })
+}
+
+#[test]
+fn a_previous_host_id_without_proof_is_never_lineage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let c = CollectorProc::start(&pki, &tmp.path().join("data"), None);
+    RawHost::new(&pki, &c.url, "victim", tmp.path())
+        .send(snapshot(1, 1, "victim"))
+        .unwrap();
+    let token = cli_json(
+        &pki,
+        &c.url,
+        &["tokens", "create", "--group", "web", "--ttl", "1h"],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // No proof at all; then a valid host certificate of our CA, but
+    // another host's, signing the claim.
+    let (own_cert, own_key) = pki.issue_host("intruder-0", &tmp.path().join("intruder-0"));
+    let bare = enroll_claiming(&pki, &c.url, &token, "victim", None);
+    let wrong = enroll_claiming(&pki, &c.url, &token, "victim", Some((&own_cert, &own_key)));
+    for (id, why) in [
+        (&bare, "no proof"),
+        (&wrong, "is for driftwatch://host/intruder-0"),
+    ] {
+        let h = cli_json(&pki, &c.url, &["host", "show", id])["host"].clone();
+        assert_eq!(h["previous_host_id"], "", "not lineage: {h}");
+        assert_eq!(h["unverified_previous_host_id"], "victim", "{h}");
+        assert!(
+            h["unverified_previous_reason"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{h}"
+        );
+    }
+    let v = cli_json(&pki, &c.url, &["host", "show", "victim"])["host"].clone();
+    assert!(
+        v["successor_host_ids"].as_array().is_none_or(Vec::is_empty),
+        "no intruder becomes the victim's successor: {v}"
+    );
+    // The victim's own key does prove it (what a cloned disk carries).
+    let (vcert, vkey) = (
+        tmp.path().join("victim/agent.pem"),
+        tmp.path().join("victim/agent-key.pem"),
+    );
+    let clone = enroll_claiming(&pki, &c.url, &token, "victim", Some((&vcert, &vkey)));
+    let h = cli_json(&pki, &c.url, &["host", "show", &clone])["host"].clone();
+    assert_eq!(h["previous_host_id"], "victim", "{h}");
+    let v = cli_json(&pki, &c.url, &["host", "show", "victim"])["host"].clone();
+    assert_eq!(v["successor_host_ids"][0], clone.as_str(), "{v}");
+}

@@ -235,6 +235,13 @@ pub async fn show(
             h.previous_host_id
         )?;
     }
+    if !h.unverified_previous_host_id.is_empty() {
+        writeln!(
+            out,
+            "! claims to be re-enrolled from {} without proof ({}): not recorded as lineage",
+            h.unverified_previous_host_id, h.unverified_previous_reason
+        )?;
+    }
     if !h.successor_host_ids.is_empty() {
         writeln!(
             out,

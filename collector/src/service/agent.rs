@@ -173,7 +173,8 @@ impl Agent for AgentService {
                 };
                 return Err(ServiceError::ResourceExhausted(msg).into());
             }
-            let EnrollRequest { token, csr_pem, facts, previous_host_id } = req.into_inner();
+            let EnrollRequest { token, csr_pem, facts, previous_host_id, previous_cert_pem, previous_signature } =
+                req.into_inner();
             let facts = facts.unwrap_or_default();
             let token_id = tokens::id_of(&token).ok_or(tokens::TokenError::Invalid).map_err(ServiceError::from)?.to_string();
             // The token first: a caller without a valid one costs a hash and
@@ -204,7 +205,27 @@ impl Agent for AgentService {
                 .sign_csr(&csr_pem, &Identity::Host(host_id.clone()), validity)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
             let labels = vec![Label { key: "group".into(), value: record.group.clone() }];
-            let previous = if validate_name(&previous_host_id).is_ok() { previous_host_id } else { String::new() };
+            // Lineage only with proof: any token holder could otherwise
+            // name any host as its predecessor.
+            let (previous, unverified, why) = if previous_host_id.is_empty() {
+                (String::new(), String::new(), String::new())
+            } else if let Err(e) = validate_name(&previous_host_id) {
+                (String::new(), String::new(), format!("invalid host id: {e}"))
+            } else {
+                match driftwatch_common::lineage::verify(
+                    self.state.ca.cert_pem(),
+                    &previous_host_id,
+                    &csr_pem,
+                    &previous_cert_pem,
+                    &previous_signature,
+                ) {
+                    Ok(()) => (previous_host_id, String::new(), String::new()),
+                    Err(e) => {
+                        warn!(claimed = %previous_host_id, reason = %e, "previous host id not proven: recorded as unverified, not as lineage");
+                        (String::new(), previous_host_id, e.to_string())
+                    }
+                }
+            };
             let now = now_ms();
             let host = HostSummary {
                 host_id: host_id.clone(),
@@ -216,6 +237,8 @@ impl Agent for AgentService {
                 token_id: record.id.clone(),
                 facts: Some(facts),
                 previous_host_id: previous.clone(),
+                unverified_previous_host_id: unverified,
+                unverified_previous_reason: why,
                 ..Default::default()
             };
             self.state.blocking(move |s| s.enroll_host(&host)).await?;
