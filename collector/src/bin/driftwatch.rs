@@ -1,17 +1,22 @@
 //! `driftwatch`: the admin CLI. Thin: parse, run, print the error chain.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use driftwatch_collector::cli::{Cli, exit_code, is_broken_pipe, run};
+use driftwatch_collector::render::escape::TerminalSafe;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     driftwatch_common::logging::init(driftwatch_common::logging::LogFormat::Human, "warn");
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match run(cli, &mut out).await {
+    // Every byte printed goes through TerminalSafe: what hosts report must
+    // not reach the admin's terminal as control sequences.
+    let mut out = TerminalSafe::new(std::io::stdout().lock(), cli.json);
+    let result = run(cli, &mut out).await;
+    let result = result.and_then(|r| out.flush().map(|()| r).map_err(Into::into));
+    match result {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(1),
         // The reader of a pipe (`| head`) has what it wanted.

@@ -2,6 +2,7 @@
 //! One module per section; `--json` bypasses all of this.
 
 pub mod containers;
+pub mod escape;
 pub mod host;
 pub mod log_config;
 pub mod packages;
@@ -68,7 +69,8 @@ pub struct Options {
 pub fn section(s: &Section, opts: &Options, note: Option<&str>) -> String {
     let mut out = format!("== {} ({})", s.name, s.status);
     if !s.error.is_empty() {
-        out.push_str(&format!(": {}", s.error));
+        // One line: a newline in a host's error text could fake a heading.
+        out.push_str(&format!(": {}", escape::escape_cell(&s.error)));
     }
     if let Some(note) = note {
         out.push_str(&format!(" · {note}"));

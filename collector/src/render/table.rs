@@ -1,7 +1,13 @@
 //! Plain aligned text tables for people; `--json` is for scripts.
 
+use std::borrow::Cow;
+
+use super::escape::escape_cell;
+
 /// A table with a header row; columns are padded to their widest cell
-/// (counted in characters, so UTF-8 names align).
+/// (counted in characters, so UTF-8 names align). Cells are escaped as they
+/// are added ([`escape_cell`]): they hold what hosts reported, and a control
+/// character must neither reach the terminal nor break the alignment.
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -10,13 +16,13 @@ pub struct Table {
 impl Table {
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
         Table {
-            header: header.into_iter().map(Into::into).collect(),
+            header: header.into_iter().map(cell).collect(),
             rows: Vec::new(),
         }
     }
 
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
+        self.rows.push(cells.into_iter().map(cell).collect());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -46,6 +52,14 @@ impl Table {
             out.push('\n');
         }
         out
+    }
+}
+
+fn cell<S: Into<String>>(s: S) -> String {
+    let s = s.into();
+    match escape_cell(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(escaped) => escaped,
     }
 }
 
@@ -89,6 +103,14 @@ mod tests {
             t.render(),
             "NAME     STATE\na        ok\nünïcode  degraded\n"
         );
+    }
+
+    #[test]
+    fn a_hostile_cell_is_escaped_and_still_aligned() {
+        let mut t = Table::new(["NAME", "STATE"]);
+        t.row(["\u{1b}[2Jx", "ok"]);
+        t.row(["abcdefgh", "ok"]);
+        assert_eq!(t.render(), "NAME      STATE\n\\e[2Jx    ok\nabcdefgh  ok\n");
     }
 
     #[test]
