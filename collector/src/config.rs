@@ -24,7 +24,12 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 /// gone_after = "24h"    # gone (and out of peer statistics) [default: 24h]
 /// [limits]
 /// handshake_timeout = "10s"
-/// max_connections = 50000
+/// max_handshakes = 256
+/// max_connections = 50000             # capped to the open-file limit minus 256 for storage
+/// max_handshakes_per_source = 16      # a source is an IPv4 address or an IPv6 /64
+/// max_connections_per_source = 1024
+/// first_stream_timeout = "10s"        # no stream yet (e.g. no HTTP/2 preface) this long after the handshake: closed
+/// idle_timeout = "120s"               # no open stream this long after the last: closed
 /// max_message_bytes = 16777216
 /// ```
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +78,10 @@ pub struct LimitsConfig {
     pub handshake_timeout: Option<String>,
     pub max_handshakes: Option<usize>,
     pub max_connections: Option<usize>,
+    pub max_handshakes_per_source: Option<usize>,
+    pub max_connections_per_source: Option<usize>,
+    pub first_stream_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
     pub max_message_bytes: Option<usize>,
 }
 
@@ -167,6 +176,21 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
             .unwrap_or(d.handshake_timeout),
         max_handshakes: l.max_handshakes.unwrap_or(d.max_handshakes).max(1),
         max_connections: l.max_connections.unwrap_or(d.max_connections).max(1),
+        max_handshakes_per_source: l
+            .max_handshakes_per_source
+            .unwrap_or(d.max_handshakes_per_source)
+            .max(1),
+        max_connections_per_source: l
+            .max_connections_per_source
+            .unwrap_or(d.max_connections_per_source)
+            .max(1),
+        first_stream_timeout: duration_or(
+            l.first_stream_timeout.as_deref(),
+            d.first_stream_timeout,
+        )?
+        .max(Duration::from_secs(1)),
+        idle_timeout: duration_or(l.idle_timeout.as_deref(), d.idle_timeout)?
+            .max(Duration::from_secs(1)),
     };
     Ok(ServeConfig {
         listen,

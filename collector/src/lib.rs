@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn_limits;
 pub mod drift;
 pub mod error;
 pub mod evaluator;

@@ -25,6 +25,7 @@ pub struct CollectorMetrics {
     pub report_bytes: Arc<Counter>,
     pub report_seconds: Arc<Histogram>,
     pub enrollments: Arc<Counter>,
+    pub connections_dropped: Arc<Counter>,
 }
 
 impl CollectorMetrics {
@@ -61,6 +62,11 @@ impl CollectorMetrics {
                 "driftwatch_collector_enrollments_total",
                 "Hosts enrolled with a token.",
                 &[],
+            ),
+            connections_dropped: registry.counter(
+                "driftwatch_collector_connections_dropped_total",
+                "Connections dropped at accept or closed by the collector, by reason (source_handshakes, handshakes, source_connections, connections, evicted_idle, idle_timeout).",
+                &["reason"],
             ),
             registry,
         };

@@ -104,24 +104,40 @@ fn load_config(path: Option<&PathBuf>, flags: Overrides) -> Result<crate::server
     config::build(file, flags).map_err(anyhow::Error::msg)
 }
 
-/// Descriptors the collector needs besides agent connections: sled's files,
-/// handshakes in flight, the metrics listener, admin CLI connections.
-const FD_HEADROOM: u64 = 1024;
+/// Descriptors kept for everything but connections: sled's files and the
+/// blob files a sync opens, the metrics listener and its clients, the
+/// runtime, a descriptor `accept` takes before a connection is refused.
+/// Connections never get these, so a flood cannot make a sync fail with
+/// EMFILE (it did, at ~1,100 idle connections under a 1,024 limit).
+pub const FD_RESERVED: u64 = 256;
 
-/// Every connected agent holds a descriptor; a soft limit of 1,024 (what a
-/// shell or container often hands out) would refuse agents with EMFILE
-/// long before `max_connections`.
-fn raise_fd_limit(max_connections: usize) {
+/// Raises the soft open-file limit to the hard one and returns how many
+/// connections fit under it with [`FD_RESERVED`] kept back: at most
+/// `max_connections`, at least 16.
+pub fn connections_within_fd_limit(max_connections: usize) -> usize {
     match driftwatch_common::fd_limit::raise_to_hard() {
-        Ok(lim) if lim.soft < max_connections as u64 + FD_HEADROOM => tracing::warn!(
-            open_files = lim.soft,
-            max_connections,
-            "the open-file limit caps connected agents below max_connections; \
-             raise the hard limit (LimitNOFILE= in the unit, or ulimit -Hn as root) \
-             or lower limits.max_connections in the config"
-        ),
-        Ok(lim) => tracing::info!(open_files = lim.soft, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
+        Ok(lim) => {
+            let fit = lim.soft.saturating_sub(FD_RESERVED).max(16);
+            if fit < max_connections as u64 {
+                tracing::warn!(
+                    open_files = lim.soft,
+                    reserved = FD_RESERVED,
+                    configured = max_connections,
+                    connections = fit,
+                    "the open-file limit caps connections below limits.max_connections; \
+                     raise the hard limit (LimitNOFILE= in the unit, or ulimit -Hn as root) \
+                     or lower limits.max_connections in the config"
+                );
+                fit as usize
+            } else {
+                tracing::info!(open_files = lim.soft, "open-file limit");
+                max_connections
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-file limit");
+            max_connections
+        }
     }
 }
 
@@ -146,7 +162,8 @@ pub fn run(args: Args) -> Result<()> {
                     policy,
                 },
             )?;
-            raise_fd_limit(cfg.limits.max_connections);
+            let mut cfg = cfg;
+            cfg.limits.max_connections = connections_within_fd_limit(cfg.limits.max_connections);
             // Before any thread starts: sled creates files later on its own.
             driftwatch_common::private_files::owner_only_umask();
             let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;

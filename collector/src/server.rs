@@ -147,7 +147,12 @@ impl Collector {
     ) -> Result<(), ServeError> {
         let addr = self.local_addr();
         let max = self.config.max_message_bytes;
-        let incoming = tls_incoming::incoming(self.listener, self.tls, self.config.limits.clone());
+        let incoming = tls_incoming::incoming(
+            self.listener,
+            self.tls,
+            self.config.limits.clone(),
+            self.state.metrics.connections_dropped.clone(),
+        );
         let agent = AgentServer::new(AgentService {
             state: self.state.clone(),
         })
@@ -178,6 +183,9 @@ impl Collector {
             .http2_max_header_list_size(16 * 1024)
             .http2_max_pending_accept_reset_streams(Some(32))
             .timeout(Duration::from_secs(60))
+            // Counts each connection's open streams, so one with none can
+            // be closed after `idle_timeout` or evicted at the cap.
+            .layer(crate::conn_limits::StreamCountLayer)
             .add_service(agent)
             .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async {

@@ -2,10 +2,14 @@
 //! and in how many run at once) → a stream tonic serves, each connection
 //! carrying the caller's certificate as [`PeerInfo`].
 //!
+//! Who may hold how many slots, and when an idle connection is closed, is
+//! `conn_limits`.
+//!
 //! We terminate TLS ourselves instead of using tonic's built-in TLS so that
 //! the protocol version, handshake timeouts and connection caps are ours to
 //! set, and so identity comes from exactly one place.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,6 +27,9 @@ use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
 use driftwatch_common::identity::Identity;
+use driftwatch_common::metrics::Counter;
+
+use crate::conn_limits::{Activity, Caps, DropLog, Slot, Slots};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -33,6 +40,10 @@ pub struct PeerInfo {
     /// once per connection, not per RPC: an agent sends thousands of
     /// reports over one connection.
     pub identity: Option<Arc<Result<Identity, String>>>,
+    /// Its open streams and idle clock (counted by [`StreamCountLayer`]).
+    ///
+    /// [`StreamCountLayer`]: crate::conn_limits::StreamCountLayer
+    pub activity: Arc<Activity>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +51,19 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Handshakes in progress at once; more are dropped at accept.
     pub max_handshakes: usize,
-    /// Established connections at once; more are dropped at accept.
+    /// Established connections at once; at the cap the longest-idle one is
+    /// closed to make room, and without an idle one new ones are dropped.
     pub max_connections: usize,
+    /// Handshakes at once from one source (an address, an IPv6 /64).
+    pub max_handshakes_per_source: usize,
+    /// Connections at once from one source.
+    pub max_connections_per_source: usize,
+    /// A connection that has opened no stream this long after its
+    /// handshake (one that never sent the HTTP/2 preface has none) is closed.
+    pub first_stream_timeout: Duration,
+    /// A connection with no open stream this long after its last one is
+    /// closed. A running agent holds its command stream open.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -50,6 +72,10 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_handshakes: 256,
             max_connections: 50_000,
+            max_handshakes_per_source: 16,
+            max_connections_per_source: 1024,
+            first_stream_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -57,7 +83,35 @@ impl Default for Limits {
 pub struct TlsConn {
     inner: TlsStream<TcpStream>,
     info: PeerInfo,
-    _permit: OwnedSemaphorePermit,
+    first_stream_timeout: Duration,
+    idle_timeout: Duration,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    drops: DropLog,
+    _slot: Slot,
+}
+
+impl TlsConn {
+    /// Whether this connection is to end now: evicted, or idle too long.
+    /// Registers the task to be woken when that may change.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let act = &self.info.activity;
+        act.register(cx);
+        if act.evicted() {
+            return true;
+        }
+        let Some(deadline) = act.idle_deadline(self.first_stream_timeout, self.idle_timeout) else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if self.idle_timer.deadline() != deadline {
+            self.idle_timer.as_mut().reset(deadline);
+        }
+        if self.idle_timer.as_mut().poll(cx).is_ready() {
+            self.drops.record("idle_timeout", self.info.remote.ip());
+            return true;
+        }
+        false
+    }
 }
 
 impl Connected for TlsConn {
@@ -73,6 +127,10 @@ impl AsyncRead for TlsConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // End of stream: hyper closes the connection as if the client had.
+        if self.expired(cx) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -108,11 +166,19 @@ pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     limits: Limits,
+    dropped: Arc<Counter>,
 ) -> ReceiverStream<Result<TlsConn, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
-    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(
+        Caps {
+            handshakes: limits.max_handshakes,
+            connections: limits.max_connections,
+            handshakes_per_source: limits.max_handshakes_per_source,
+            connections_per_source: limits.max_connections_per_source,
+        },
+        dropped,
+    );
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = tokio::select! {
@@ -127,21 +193,21 @@ pub fn incoming(
                     }
                 },
             };
-            let Ok(conn_permit) = connections.clone().try_acquire_owned() else {
-                warn!(%remote, "connection limit reached; dropping connection");
-                continue;
-            };
-            let Ok(hs_permit) = handshakes.clone().try_acquire_owned() else {
-                warn!(%remote, "too many handshakes in progress; dropping connection");
-                continue;
+            let mut slot = match slots.admit(remote.ip()) {
+                Ok(s) => s,
+                Err(reason) => {
+                    slots.drops.record(reason, remote.ip());
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
-            let timeout = limits.handshake_timeout;
+            let drops = slots.drops.clone();
+            let limits = limits.clone();
             tokio::spawn(async move {
-                let result = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;
-                drop(hs_permit);
+                let result =
+                    tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
                 let tls = match result {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
@@ -153,6 +219,7 @@ pub fn incoming(
                         return;
                     }
                 };
+                let activity = slot.established();
                 let identity = tls
                     .get_ref()
                     .1
@@ -163,8 +230,16 @@ pub fn incoming(
                     });
                 let conn = TlsConn {
                     inner: tls,
-                    info: PeerInfo { remote, identity },
-                    _permit: conn_permit,
+                    info: PeerInfo {
+                        remote,
+                        identity,
+                        activity,
+                    },
+                    first_stream_timeout: limits.first_stream_timeout,
+                    idle_timeout: limits.idle_timeout,
+                    idle_timer: Box::pin(tokio::time::sleep(limits.first_stream_timeout)),
+                    drops,
+                    _slot: slot,
                 };
                 let _ = tx.send(Ok(conn)).await;
             });

@@ -109,7 +109,7 @@ impl CollectorProc {
         port: Option<u16>,
         extra: &[&str],
     ) -> CollectorProc {
-        Self::start_wrapped(pki, data_dir, port, extra, None)
+        Self::start_wrapped(pki, data_dir, port, extra, None, None)
     }
 
     /// Like [`CollectorProc::start_with`], run under `umask` (e.g. "000"):
@@ -120,7 +120,19 @@ impl CollectorProc {
         extra: &[&str],
         umask: &str,
     ) -> CollectorProc {
-        Self::start_wrapped(pki, data_dir, None, extra, Some(umask))
+        Self::start_wrapped(pki, data_dir, None, extra, Some(umask), None)
+    }
+
+    /// Like [`CollectorProc::start_with`], under an open-file limit (soft
+    /// and hard) of `nofile`, as a unit's `LimitNOFILE=` would set.
+    pub fn start_limited(
+        pki: &Pki,
+        data_dir: &Path,
+        port: Option<u16>,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> CollectorProc {
+        Self::start_wrapped(pki, data_dir, port, extra, None, nofile)
     }
 
     fn start_wrapped(
@@ -129,6 +141,7 @@ impl CollectorProc {
         port: Option<u16>,
         extra: &[&str],
         umask: Option<&str>,
+        nofile: Option<u64>,
     ) -> CollectorProc {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -145,6 +158,24 @@ impl CollectorProc {
             }
             None => Command::new(bin("driftwatch-collector")),
         };
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            #[allow(unsafe_code)]
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .args([
                 "serve",

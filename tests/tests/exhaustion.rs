@@ -90,3 +90,145 @@ fn enrollment_is_limited_per_network_and_the_token_is_checked_before_the_csr() {
     let tokens = driftwatch_tests::cli_json(&pki, &c.url, &["tokens", "list"]);
     assert_eq!(tokens["tokens"][0]["uses"], 0, "{tokens}");
 }
+
+fn tls_client(pki: &Pki) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(pki.ca()).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+}
+
+async fn tcp_from(src: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(format!("{src}:0").parse().unwrap())?;
+    s.connect(([127, 0, 0, 1], port).into()).await
+}
+
+fn report(c: &CollectorProc, pki: &Pki, dir: &std::path::Path, host: &str) -> std::process::Output {
+    let out = dir.join(host);
+    if !out.join("agent.pem").exists() {
+        pki.issue_host(host, &out);
+    }
+    driftwatch_tests::agent_once(
+        &c.url,
+        &pki.ca(),
+        &out.join("agent.pem"),
+        &out.join("agent-key.pem"),
+        &dir.join(format!("{host}-state")),
+        &["--section", "host"],
+    )
+}
+
+#[test]
+fn silent_and_idle_floods_lock_out_no_one_and_never_fail_a_sync() {
+    use tokio::io::AsyncReadExt;
+    let d = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&d.path().join("pki"));
+    // The 1,024 open files a shell or container often hands a daemon.
+    let c = CollectorProc::start_limited(&pki, &d.path().join("data"), None, &[], Some(1024));
+    let out = report(&c, &pki, d.path(), "before");
+    assert!(
+        out.status.success(),
+        "{}",
+        driftwatch_tests::stderr_of(&out)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // 300 TCP connections from one address that never say a word.
+        let mut silent = vec![];
+        for _ in 0..300 {
+            if let Ok(s) = tcp_from("127.0.0.2", c.port).await {
+                silent.push(s);
+            }
+        }
+        assert_eq!(silent.len(), 300);
+        // 1,000 finished TLS handshakes that never send the HTTP/2
+        // preface, 50 from each of 20 addresses.
+        let tls = tls_client(&pki);
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for src in 10..30 {
+            let (tls, name, port) = (tls.clone(), name.clone(), c.port);
+            tasks.spawn(async move {
+                let mut held = vec![];
+                for _ in 0..50 {
+                    let tcp = tcp_from(&format!("127.0.0.{src}"), port).await.unwrap();
+                    if let Ok(Ok(s)) = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        tls.connect(name.clone(), tcp),
+                    )
+                    .await
+                    {
+                        held.push(s);
+                    }
+                }
+                held
+            });
+        }
+        let mut idle = vec![];
+        while let Some(h) = tasks.join_next().await {
+            idle.extend(h.unwrap());
+        }
+        assert_eq!(idle.len(), 1000, "TLS handshakes that completed");
+        // While every one of them is open on our side: the CLI answers
+        // every time, and an agent's report is stored durably.
+        for i in 0..12 {
+            let out = cli(&pki, &c.url).arg("hosts").output().unwrap();
+            assert!(
+                out.status.success(),
+                "CLI attempt {i} failed during the flood: {}\n{}",
+                driftwatch_tests::stderr_of(&out),
+                c.log_text()
+            );
+        }
+        let out = report(&c, &pki, d.path(), "during");
+        assert!(
+            out.status.success(),
+            "report during the flood: {}\n{}",
+            driftwatch_tests::stderr_of(&out),
+            c.log_text()
+        );
+        // A handshake that never sends the preface is closed by the
+        // collector (first_stream_timeout, 10 s by default).
+        let last = idle.last_mut().unwrap();
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                match last.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {} // the server's SETTINGS frame
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "an idle TLS connection was kept open past 20 s"
+        );
+        drop(silent);
+        drop(idle);
+    });
+    let log = c.log_text();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(
+        log.contains("reason=\"source_handshakes\"") && log.contains("reason=\"evicted_idle\""),
+        "drops are logged by reason: {log}"
+    );
+    // Rate-limited: 284 silent connections dropped, a handful of lines.
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("dropping connections"))
+        .count();
+    assert!(lines < 20, "{lines} drop lines: {log}");
+    let hosts = driftwatch_tests::cli_json(&pki, &c.url, &["hosts"]);
+    assert_eq!(hosts["hosts"].as_array().unwrap().len(), 2, "{hosts}");
+}
