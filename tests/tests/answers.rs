@@ -612,3 +612,43 @@ fn host_lifecycle_and_a_closed_pipe() {
         stderr_of(&out)
     );
 }
+
+/// A revoked agent stops asking: one ERROR saying so, then nothing for an
+/// hour, however short its interval (before: a WARN every second, forever).
+#[test]
+fn a_revoked_agent_backs_off_and_logs_once() {
+    let f = Fleet::new(&[]);
+    let id = "gone-1";
+    let r = f.root(id);
+    fake_root(&r, id, "m-g", "u-g");
+    let (cert, key) = f.certs(id);
+    std::fs::create_dir_all(f.t.join("state")).unwrap();
+    let agent = AgentProc::start(
+        &f.c.url,
+        &f.pki.ca(),
+        (&cert, &key),
+        &f.t.join("state").join(id),
+        &r,
+        "1s",
+    );
+    wait_for(20, "the agent's first report", || {
+        f.json(&["hosts"])["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["host_id"] == id && h["connected"] == true)
+            .then_some(())
+    });
+    run_ok(f.cli().args(["hosts", "revoke", id, "--yes"]));
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let log = agent.log_text();
+    let refused = log.matches("the collector refuses this host").count();
+    let warns = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("delivery failed"))
+        .count();
+    assert_eq!(refused, 1, "{log}");
+    assert_eq!(warns, 0, "{log}");
+    // The command stream, closed by the revocation, says so once too.
+    assert_eq!(log.matches("retrying in an hour").count(), 1, "{log}");
+}
