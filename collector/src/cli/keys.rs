@@ -129,23 +129,40 @@ pub fn parse_pubkeys(text: &str, source: &str) -> Result<Vec<Wanted>, super::Usa
     Ok(out)
 }
 
+/// A key export is a few kilobytes; more than this is not one (a device, a
+/// wrong file), and reading it whole would only cost memory.
+const MAX_PUBKEY_BYTES: u64 = 1 << 20;
+
+fn read_bounded(r: impl std::io::Read, source: &str) -> Result<String> {
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut r.take(MAX_PUBKEY_BYTES + 1), &mut buf)
+        .with_context(|| format!("cannot read public keys from {source}"))?;
+    if buf.len() as u64 > MAX_PUBKEY_BYTES {
+        return Err(Usage(format!(
+            "{source} is larger than {} KiB: not a public key file",
+            MAX_PUBKEY_BYTES / 1024
+        ))
+        .into());
+    }
+    String::from_utf8(buf)
+        .map_err(|_| Usage(format!("{source} is not UTF-8 text: not a public key file")).into())
+}
+
 impl KeyChoice {
     /// Every key asked about, in the order given: --pubkey's keys, then
     /// --fingerprint, then --comment.
     pub fn wanted(&self) -> Result<Vec<Wanted>> {
         let mut out = Vec::new();
         if let Some(p) = &self.pubkey {
-            let (text, source) = if p.as_os_str() == "-" {
-                let mut t = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)
-                    .context("cannot read public keys from standard input")?;
-                (t, "standard input".to_string())
+            let (reader, source): (Box<dyn std::io::Read>, String) = if p.as_os_str() == "-" {
+                (Box::new(std::io::stdin()), "standard input".into())
             } else {
-                let t = std::fs::read_to_string(p).map_err(|e| {
-                    super::Usage(format!("cannot read public key file {}: {e}", p.display()))
+                let f = std::fs::File::open(p).map_err(|e| {
+                    Usage(format!("cannot read public key file {}: {e}", p.display()))
                 })?;
-                (t, p.display().to_string())
+                (Box::new(f), p.display().to_string())
             };
+            let text = read_bounded(reader, &source)?;
             out.extend(parse_pubkeys(&text, &source)?);
         }
         for f in &self.fingerprints {
