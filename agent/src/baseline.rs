@@ -1,7 +1,9 @@
 //! The bake-time baseline: `driftwatch-agent baseline capture` runs while a
 //! machine image is built (Packer) and writes what the image holds into the
-//! state dir; the first agent that reports from the image uploads it, so
-//! every host built from it can be compared with what was baked.
+//! state dir; every agent built from the image uploads it once, and the
+//! collector takes it as the image's baseline only when enough hosts
+//! agree (or an operator approves one), so every host built from it can be
+//! compared with what was baked.
 
 use std::path::{Path, PathBuf};
 

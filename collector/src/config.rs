@@ -22,6 +22,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 /// metrics_listen = "127.0.0.1:9464"   # plain HTTP GET /metrics; off when absent
 /// stale_after = "5m"    # stale without a report this long [default: 3 report intervals]
 /// gone_after = "24h"    # gone (and out of peer statistics) [default: 24h]
+/// baseline_quorum = 3   # hosts that must agree on an image's bake-time baseline
 /// [limits]
 /// handshake_timeout = "10s"
 /// max_handshakes = 256
@@ -51,6 +52,10 @@ pub struct FileConfig {
     /// Lifetime of certificates issued at enrollment and renewal [default:
     /// 30d]; agents renew when a third is left.
     pub enrolled_cert_validity: Option<String>,
+    /// Distinct hosts that must upload the same bake-time baseline before
+    /// it becomes their image's [default: 3]; 0: only `driftwatch baseline
+    /// approve` decides.
+    pub baseline_quorum: Option<usize>,
     #[serde(default)]
     pub drift: DriftConfig,
 }
@@ -210,6 +215,9 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
             file.enrolled_cert_validity.as_deref(),
             crate::service::DEFAULT_ENROLLED_VALIDITY,
         )?,
+        baseline_quorum: file
+            .baseline_quorum
+            .unwrap_or(crate::service::DEFAULT_BASELINE_QUORUM),
         drift,
         drift_interval,
         retention,

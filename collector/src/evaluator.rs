@@ -220,10 +220,18 @@ pub fn evaluate_stored(
         .collect();
     cache.hosts.retain(|id, _| live.contains(id.as_str()));
     let cache: &DerivedCache = cache;
+    let unconfirmed = drift::baseline::unconfirmed(&baselines, &store.baseline_candidates()?);
     let mut evaluation = drift::Evaluation::new(&cache.interner, s, now_ms);
     for h in hosts {
         let derived = cache.hosts.get(&h.host_id).map(|c| &c.derived);
+        let pending = unconfirmed.get(&h.image_id);
+        let image_id = h.image_id.clone();
         evaluation.add(h, derived);
+        if let Some((hosts, contents)) = pending {
+            evaluation.add_draft(drift::baseline::unconfirmed_draft(
+                &image_id, hosts, *contents,
+            ));
+        }
     }
     let current = evaluation.finish();
     let stored: Vec<Finding> = store.findings()?;

@@ -46,6 +46,9 @@ pub struct ServeConfig {
     pub retention: Duration,
     /// Lifetime of certificates issued at enrollment and renewal.
     pub enrolled_validity: Duration,
+    /// Hosts that must agree on an image's bake-time baseline (0: an
+    /// operator approves every one).
+    pub baseline_quorum: usize,
 }
 
 #[derive(Debug, Error)]
@@ -118,6 +121,7 @@ impl Collector {
         };
         let mut state = State::new(store, ca, evaluator)?;
         state.enrolled_validity = config.enrolled_validity;
+        state.baseline_quorum = config.baseline_quorum;
         state.metrics.attach(&state);
         Ok(Collector {
             state,

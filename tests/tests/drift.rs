@@ -505,6 +505,20 @@ fn image_baseline_baked_then_uploaded_and_named_baselines() {
     // First boot reports and uploads it; then the host drifts from it.
     f.report("img1", "web");
     assert!(state.join("baseline.uploaded").exists());
+    // One host's upload is a candidate, not the image's baseline.
+    let list = f.json(&["baseline", "list"]);
+    assert!(
+        list["baselines"].as_array().is_none_or(Vec::is_empty),
+        "{list}"
+    );
+    assert_eq!(list["candidates"][0]["image_id"], "web-image-7");
+    run_ok(cli(&f.pki, &f.url()).args([
+        "baseline",
+        "approve",
+        "web-image-7",
+        "--from-host",
+        "img1",
+    ]));
     let list = f.json(&["baseline", "list"]);
     assert_eq!(list["baselines"][0]["image_id"], "web-image-7");
     assert_eq!(

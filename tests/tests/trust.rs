@@ -255,3 +255,123 @@ fn a_previous_host_id_without_proof_is_never_lineage() {
     let v = cli_json(&pki, &c.url, &["host", "show", "victim"])["host"].clone();
     assert_eq!(v["successor_host_ids"][0], clone.as_str(), "{v}");
 }
+
+/// A snapshot of image `image` carrying its bake-time baseline; `baked`
+/// stands for what the image holds (the same on every honest host).
+fn with_baseline(seq: u64, host: &str, image: &str, baked: &str) -> Snapshot {
+    let mut s = snapshot(seq, 1, host);
+    s.image_id = image.into();
+    s.image_baseline = Some(Box::new(Baseline {
+        image_id: image.into(),
+        created_ms: 42,
+        source: "image-bake".into(),
+        snapshot: Some(Box::new(snapshot(0, 42, baked))),
+        ..Default::default()
+    }));
+    s
+}
+
+#[test]
+fn one_host_cannot_decide_an_images_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let c = CollectorProc::start(&pki, &tmp.path().join("data"), None);
+    let list = || cli_json(&pki, &c.url, &["baseline", "list"]);
+    let baselines = |v: &serde_json::Value| v["baselines"].as_array().cloned().unwrap_or_default();
+
+    // The squatter uploads first, for an image its snapshot does not run,
+    // then for the one it claims to run.
+    let evil = RawHost::new(&pki, &c.url, "evil", tmp.path());
+    evil.send(with_baseline(1, "evil", "img-web", "forged"))
+        .unwrap();
+    let mut other = with_baseline(2, "evil2", "img-db", "forged");
+    other.image_id = "img-web".into();
+    evil.send(other).unwrap();
+    let after_squat = list();
+    assert!(
+        baselines(&after_squat).is_empty(),
+        "the first upload decides nothing: {after_squat}"
+    );
+    assert!(
+        !after_squat["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["image_id"] == "img-db"),
+        "no upload for an image the host does not run: {after_squat}"
+    );
+
+    // Three honest hosts of img-web agree, but the squatter contradicts
+    // them: still not decided, and drift says so on every host.
+    let honest: Vec<RawHost> = (1..=3)
+        .map(|i| RawHost::new(&pki, &c.url, &format!("web-{i}"), tmp.path()))
+        .collect();
+    for (i, h) in honest.iter().enumerate() {
+        h.send(with_baseline(
+            1,
+            &format!("web-{}", i + 1),
+            "img-web",
+            "baked",
+        ))
+        .unwrap();
+    }
+    assert!(baselines(&list()).is_empty(), "contradicted: {}", list());
+    let drift = cli_json(&pki, &c.url, &["drift"]);
+    let unconfirmed: Vec<&serde_json::Value> = drift["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "baseline_unconfirmed")
+        .collect();
+    assert_eq!(unconfirmed.len(), 4, "on each host of the image: {drift}");
+    assert!(
+        unconfirmed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 different contents"),
+        "{drift}"
+    );
+
+    // An operator decides; the squatter's upload is then shown as differing.
+    run_ok(cli(&pki, &c.url).args(["baseline", "approve", "img-web", "--from-host", "web-1"]));
+    let decided = list();
+    assert_eq!(baselines(&decided).len(), 1, "{decided}");
+    assert!(
+        baselines(&decided)[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("approved by admin"),
+        "{decided}"
+    );
+    let evil_row = decided["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["host_id"] == "evil")
+        .cloned()
+        .unwrap();
+    assert_eq!(evil_row["differs_from_baseline"], true, "{decided}");
+
+    // Without a contradiction, a quorum of agreeing hosts decides.
+    for (i, h) in honest.iter().enumerate() {
+        h.send(with_baseline(
+            2,
+            &format!("web-{}", i + 1),
+            "img-app",
+            "app",
+        ))
+        .unwrap();
+    }
+    let app = list();
+    let app_b = baselines(&app)
+        .into_iter()
+        .find(|b| b["image_id"] == "img-app")
+        .unwrap_or_else(|| panic!("confirmed by three hosts: {app}"));
+    assert!(
+        app_b["source"]
+            .as_str()
+            .unwrap()
+            .contains("confirmed by 3 hosts"),
+        "{app}"
+    );
+}

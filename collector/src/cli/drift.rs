@@ -3,8 +3,8 @@ use std::io::Write;
 use anyhow::Result;
 use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{
-    DiffRequest, DriftRequest, HistoryRequest, ListBaselinesRequest, SectionChanges,
-    SetBaselineRequest,
+    ApproveBaselineRequest, DiffRequest, DriftRequest, HistoryRequest, ListBaselinesRequest,
+    SectionChanges, SetBaselineRequest,
 };
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
@@ -200,6 +200,33 @@ pub async fn baseline_set(
     Ok(())
 }
 
+pub async fn baseline_approve(
+    conn: &Conn,
+    image_id: &str,
+    host: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut client = AdminClient::new(conn.channel().await?);
+    let resp = client
+        .approve_baseline(ApproveBaselineRequest {
+            image_id: image_id.into(),
+            from_host: host.into(),
+        })
+        .await
+        .map_err(|s| explain_status(&format!("approving image {image_id}'s baseline"), &s))?
+        .into_inner();
+    if json {
+        print_json(out, &resp)?;
+    } else {
+        writeln!(
+            out,
+            "image {image_id}'s baseline is now what {host} uploaded; its hosts are compared with it"
+        )?;
+    }
+    Ok(())
+}
+
 pub async fn baseline_list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
     let mut client = AdminClient::new(conn.channel().await?);
     let resp = client
@@ -228,5 +255,22 @@ pub async fn baseline_list(conn: &Conn, json: bool, out: &mut dyn Write) -> Resu
             t.render()
         }
     )?;
+    if !resp.candidates.is_empty() {
+        let mut c = Table::new(["IMAGE", "UPLOADED BY", "CONTENT", "STATE"]);
+        for x in &resp.candidates {
+            let decided = resp.baselines.iter().any(|b| b.image_id == x.image_id);
+            c.row([
+                x.image_id.clone(),
+                x.host_id.clone(),
+                x.content_hash.chars().take(12).collect(),
+                match (decided, x.differs_from_baseline) {
+                    (false, _) => "unconfirmed".to_string(),
+                    (true, true) => "DIFFERS from the image's baseline".to_string(),
+                    (true, false) => "matches".to_string(),
+                },
+            ]);
+        }
+        write!(out, "\nuploaded bake-time baselines:\n{}", c.render())?;
+    }
     Ok(())
 }

@@ -271,8 +271,17 @@ pub enum BaselineCommand {
         #[arg(long)]
         from_host: String,
     },
-    /// List baselines (named ones and those baked into machine images)
+    /// List baselines (named ones and those baked into machine images) and
+    /// the bake-time baselines hosts uploaded that no image has confirmed
     List,
+    /// Make the bake-time baseline HOST uploaded the baseline of image
+    /// IMAGE_ID (without it, an image's baseline needs `baseline_quorum`
+    /// agreeing hosts and no contradicting one)
+    Approve {
+        image_id: String,
+        #[arg(long)]
+        from_host: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,6 +423,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
                 drift::baseline_set(&conn, &name, &from_host, json, out).await
             }
             BaselineCommand::List => drift::baseline_list(&conn, json, out).await,
+            BaselineCommand::Approve {
+                image_id,
+                from_host,
+            } => drift::baseline_approve(&conn, &image_id, &from_host, json, out).await,
         }),
         Command::Keys { command } => done(match command {
             KeysCommand::Find { key } => keys::find(&conn, &key.choice(), json, out).await,

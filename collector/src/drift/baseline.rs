@@ -88,3 +88,46 @@ pub fn evaluate(b: &Baseline, snap: &Snapshot) -> Vec<Draft> {
     }
     out
 }
+
+/// Per image without a baseline yet: (hosts that uploaded one, distinct
+/// contents among them).
+pub fn unconfirmed(
+    baselines: &[Baseline],
+    candidates: &[driftwatch_common::proto::BaselineCandidate],
+) -> BTreeMap<String, (Vec<String>, usize)> {
+    let mut out: BTreeMap<String, (Vec<String>, std::collections::BTreeSet<&str>)> =
+        BTreeMap::new();
+    for c in candidates {
+        if baselines.iter().any(|b| b.image_id == c.image_id) {
+            continue;
+        }
+        let e = out.entry(c.image_id.clone()).or_default();
+        e.0.push(c.host_id.clone());
+        e.1.insert(&c.content_hash);
+    }
+    out.into_iter()
+        .map(|(k, (h, c))| (k, (h, c.len())))
+        .collect()
+}
+
+/// Said on every host of an image whose bake-time baseline no quorum of
+/// agreeing hosts (nor an operator) has confirmed: its baseline drift is
+/// not being judged.
+pub fn unconfirmed_draft(image_id: &str, hosts: &[String], contents: usize) -> Draft {
+    let conflict = if contents > 1 {
+        format!(", {contents} different contents")
+    } else {
+        String::new()
+    };
+    Draft {
+        kind: "baseline_unconfirmed",
+        section: String::new(),
+        item: image_id.to_string(),
+        severity: if contents > 1 { "medium" } else { "info" }.into(),
+        rule: format!("baseline image-{image_id}"),
+        message: format!(
+            "image {image_id}'s bake-time baseline is unconfirmed ({} host(s) uploaded one{conflict}): no baseline drift is judged until enough hosts agree or `driftwatch baseline approve {image_id} --from-host HOST`",
+            hosts.len()
+        ),
+    }
+}

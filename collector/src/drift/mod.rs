@@ -225,6 +225,14 @@ impl<'a> Evaluation<'a> {
         self.hosts.push(summary);
     }
 
+    /// A finding on the host added last, if it is in peer statistics.
+    pub fn add_draft(&mut self, draft: Draft) {
+        let i = self.hosts.len().saturating_sub(1);
+        if self.in_stats.last() == Some(&i) {
+            self.host_drafts.push((i, draft));
+        }
+    }
+
     pub fn finish(self) -> Vec<Finding> {
         let summaries: Vec<&HostSummary> = self.in_stats.iter().map(|&i| &self.hosts[i]).collect();
         let mut drafts: Vec<(usize, Draft)> = Vec::new();

@@ -1,8 +1,8 @@
 use driftwatch_common::proto::admin_server::Admin;
 use driftwatch_common::proto::{
-    Baseline, DiffRequest, DiffResponse, DriftRequest, DriftResponse, HistoryRequest,
-    HistoryResponse, ListBaselinesRequest, ListBaselinesResponse, SetBaselineRequest,
-    SetBaselineResponse,
+    ApproveBaselineRequest, Baseline, DiffRequest, DiffResponse, DriftRequest, DriftResponse,
+    HistoryRequest, HistoryResponse, ListBaselinesRequest, ListBaselinesResponse,
+    SetBaselineRequest, SetBaselineResponse,
 };
 use driftwatch_common::proto::{
     CreateTokenRequest, CreateTokenResponse, ForgetHostRequest, ForgetHostResponse, GetHostRequest,
@@ -598,7 +598,42 @@ impl Admin for AdminService {
             })
             .collect();
         baselines.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Response::new(ListBaselinesResponse { baselines }))
+        let candidates = self.state.blocking(|s| s.baseline_candidates()).await?;
+        Ok(Response::new(ListBaselinesResponse {
+            baselines,
+            candidates,
+        }))
+    }
+
+    async fn approve_baseline(
+        &self,
+        req: Request<ApproveBaselineRequest>,
+    ) -> Result<Response<SetBaselineResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let ApproveBaselineRequest {
+            image_id,
+            from_host,
+        } = req.into_inner();
+        let host = self.host_id(&from_host).await?;
+        let (img, h, by) = (image_id.clone(), host.clone(), admin.clone());
+        let approved = self
+            .state
+            .blocking(move |s| s.approve_image_baseline(&img, &h, &by))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "{host} uploaded no baseline for image {image_id:?}: `driftwatch baseline list` shows the candidates"
+                ))
+            })?;
+        self.state.evaluator.data_changed();
+        self.state.durable().await?;
+        info!(image = %image_id, %host, %admin, "image baseline approved");
+        Ok(Response::new(SetBaselineResponse {
+            baseline: Some(Baseline {
+                snapshot: None,
+                ..approved
+            }),
+        }))
     }
 }
 

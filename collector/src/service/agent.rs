@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::State;
 use crate::error::ServiceError;
 use crate::ratelimit::Limited;
-use crate::store::PutOutcome;
+use crate::store::{CandidateOutcome, PutOutcome};
 use crate::tls_incoming::PeerInfo;
 use crate::tokens;
 
@@ -57,6 +57,43 @@ fn not_after_ms(validity: std::time::Duration) -> i64 {
 }
 
 impl AgentService {
+    /// A host's upload of its image's bake-time baseline is a candidate,
+    /// never the baseline by itself: one hostile host (any holder of the
+    /// image's enrollment token) must not decide drift for every host of
+    /// an image. It counts only for the image its own snapshot runs.
+    async fn image_baseline(
+        &self,
+        host_id: &str,
+        image_id: &str,
+        b: driftwatch_common::proto::Baseline,
+    ) -> Result<(), ServiceError> {
+        if b.image_id.is_empty() || validate_name(&b.image_id).is_err() {
+            warn!(image = %b.image_id, "ignoring an image baseline without a valid image id");
+            return Ok(());
+        }
+        if b.image_id != image_id {
+            warn!(image = %b.image_id, own_image = %image_id, "ignoring an image baseline for an image this host's snapshot does not run");
+            return Ok(());
+        }
+        let (id, quorum) = (host_id.to_string(), self.state.baseline_quorum);
+        let outcome = self
+            .state
+            .blocking(move |s| s.put_baseline_candidate(&id, &b, quorum))
+            .await?;
+        // Confirmed or not, drift has something new to say about the image.
+        self.state.evaluator.data_changed();
+        match &outcome {
+            CandidateOutcome::Confirmed { hosts } => {
+                info!(image = %image_id, hosts = hosts.len(), "image baseline confirmed by agreeing hosts");
+            }
+            CandidateOutcome::AlreadyDecided { same: false } => {
+                warn!(image = %image_id, "this host's bake-time baseline differs from the image's: its image may have been tampered with")
+            }
+            _ => info!(image = %image_id, ?outcome, "image baseline candidate received"),
+        }
+        Ok(())
+    }
+
     /// Report without the metrics: authorize, validate, store, wait until durable.
     async fn store_report(&self, req: Request<ReportRequest>) -> Result<ReportAck, ServiceError> {
         let host_id = self.state.require_live_host(&req)?;
@@ -91,15 +128,8 @@ impl AgentService {
                 debug!(seq, ?need_full, "asking for full sections");
                 return Ok(ReportAck { seq, duplicate: false, need_full });
             }
-            if let Some(mut b) = image_baseline {
-                if b.image_id.is_empty() || driftwatch_common::identity::validate_name(&b.image_id).is_err() {
-                    warn!(image = %b.image_id, "ignoring an image baseline without a valid image id");
-                } else {
-                    b.name = format!("image-{}", b.image_id);
-                    b.source = format!("image-bake (uploaded by {host_id})");
-                    let written = self.state.blocking(move |s| s.put_baseline(&b, false)).await?;
-                    info!(written, "image baseline received");
-                }
+            if let Some(b) = image_baseline {
+                self.image_baseline(&host_id, &snapshot.image_id, *b).await?;
             }
             if matches!(outcome, PutOutcome::Stored { changed: true }) {
                 self.state.evaluator.data_changed();

@@ -32,6 +32,9 @@ const STORE_CONCURRENCY: usize = 16;
 pub const DEFAULT_ENROLLED_VALIDITY: std::time::Duration =
     std::time::Duration::from_secs(30 * 86_400);
 
+/// Hosts that must agree on an image's bake-time baseline.
+pub const DEFAULT_BASELINE_QUORUM: usize = 3;
+
 /// What the services share.
 #[derive(Clone)]
 pub struct State {
@@ -44,6 +47,9 @@ pub struct State {
     pub streams: Arc<Streams>,
     pub enroll_limit: Arc<RateLimiter>,
     pub enrolled_validity: std::time::Duration,
+    /// Distinct hosts that must upload the same bake-time baseline before
+    /// it is their image's (0: only `driftwatch baseline approve`).
+    pub baseline_quorum: usize,
     pub evaluator: Arc<Evaluator>,
     /// Where every key is, from the latest snapshots (`keys find`).
     pub keys: Arc<RwLock<KeyIndex>>,
@@ -76,6 +82,7 @@ impl State {
             streams: Arc::new(Streams::default()),
             enroll_limit: Arc::new(RateLimiter::enroll()),
             enrolled_validity: DEFAULT_ENROLLED_VALIDITY,
+            baseline_quorum: DEFAULT_BASELINE_QUORUM,
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),
             metrics: CollectorMetrics::detached(),

@@ -16,7 +16,7 @@ pub use sled_store::SledStore;
 pub use sweeps::SweepStore;
 
 use driftwatch_common::proto::{
-    Baseline, Finding, HostSummary, Section, Snapshot, SnapshotRecord, Token,
+    Baseline, BaselineCandidate, Finding, HostSummary, Section, Snapshot, SnapshotRecord, Token,
 };
 
 use crate::tokens::TokenError;
@@ -45,6 +45,18 @@ pub enum StoreError {
         "data dir {path} is in use by another collector: stop that one, or give this one another --data-dir ({reason})"
     )]
     Locked { path: String, reason: String },
+}
+
+/// What became of an uploaded bake-time baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CandidateOutcome {
+    /// It is the image's baseline now, agreed by these hosts.
+    Confirmed { hosts: Vec<String> },
+    /// Kept as a candidate: `agreeing` hosts uploaded this content, and
+    /// `contents` different contents exist for the image.
+    Pending { agreeing: usize, contents: usize },
+    /// The image already has a baseline; whether this upload equals it.
+    AlreadyDecided { same: bool },
 }
 
 /// What became of a reported snapshot.
@@ -93,6 +105,26 @@ pub trait Store: SweepStore + Send + Sync + 'static {
     fn baseline(&self, name: &str) -> Result<Option<Baseline>, StoreError>;
     /// Returns whether it was written (an existing one is kept unless `overwrite`).
     fn put_baseline(&self, baseline: &Baseline, overwrite: bool) -> Result<bool, StoreError>;
+    /// Keeps `host_id`'s upload of its image's bake-time baseline as a
+    /// candidate (one per host: a new one replaces it) and makes it the
+    /// image's baseline when `quorum` distinct live hosts uploaded the same
+    /// content and no host uploaded a different one (`quorum` 0: only an
+    /// operator decides).
+    fn put_baseline_candidate(
+        &self,
+        host_id: &str,
+        baseline: &Baseline,
+        quorum: usize,
+    ) -> Result<CandidateOutcome, StoreError>;
+    fn baseline_candidates(&self) -> Result<Vec<BaselineCandidate>, StoreError>;
+    /// Makes `from_host`'s candidate the image's baseline; None when that
+    /// host uploaded none for the image.
+    fn approve_image_baseline(
+        &self,
+        image_id: &str,
+        from_host: &str,
+        by: &str,
+    ) -> Result<Option<Baseline>, StoreError>;
 
     fn create_token(&self, token: &Token) -> Result<(), StoreError>;
     fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;

@@ -22,12 +22,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use driftwatch_common::proto::{
-    Baseline, Finding, HostSummary, Label, Section, Snapshot, SnapshotRecord, Token,
+    Baseline, BaselineCandidate, Finding, HostSummary, Label, Section, Snapshot, SnapshotRecord,
+    Token,
 };
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{PutOutcome, Store, StoreError};
+use super::{CandidateOutcome, PutOutcome, Store, StoreError};
 use crate::tokens::{self, TokenError};
 
 const SCHEMA_VERSION: u32 = 3;
@@ -45,6 +46,9 @@ pub struct SledStore {
     pub(super) sections: sled::Tree,
     pub(super) findings: sled::Tree,
     pub(super) baselines: sled::Tree,
+    pub(super) baseline_candidates: sled::Tree,
+    pub(super) baseline_votes: sled::Tree,
+    pub(super) candidates_lock: Mutex<()>,
     tokens: sled::Tree,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
 }
@@ -135,6 +139,9 @@ impl SledStore {
             sections: db.open_tree("sections")?,
             findings: db.open_tree("findings")?,
             baselines: db.open_tree("baselines")?,
+            baseline_candidates: db.open_tree("baseline_candidates")?,
+            baseline_votes: db.open_tree("baseline_votes")?,
+            candidates_lock: Mutex::new(()),
             tokens: db.open_tree("tokens")?,
             meta,
             db,
@@ -208,6 +215,28 @@ impl Store for SledStore {
 
     fn put_baseline(&self, baseline: &Baseline, overwrite: bool) -> Result<bool, StoreError> {
         self.put_baseline_inner(baseline, overwrite)
+    }
+
+    fn put_baseline_candidate(
+        &self,
+        host_id: &str,
+        baseline: &Baseline,
+        quorum: usize,
+    ) -> Result<CandidateOutcome, StoreError> {
+        self.put_candidate_inner(host_id, baseline, quorum)
+    }
+
+    fn baseline_candidates(&self) -> Result<Vec<BaselineCandidate>, StoreError> {
+        self.candidates_inner()
+    }
+
+    fn approve_image_baseline(
+        &self,
+        image_id: &str,
+        from_host: &str,
+        by: &str,
+    ) -> Result<Option<Baseline>, StoreError> {
+        self.approve_inner(image_id, from_host, by)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
