@@ -309,6 +309,14 @@ fn a_malformed_export_line_is_named_and_refused() {
         "{}",
         stderr_of(&out)
     );
+    // Not a key file at all: refused after a bounded read.
+    let out = cli(&pki, "https://127.0.0.1:1")
+        .args(["keys", "find", "--pubkey", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("/dev/zero is larger than"), "{err}");
 }
 
 /// Two clones that kept one hostname are two findings rows, each named by
