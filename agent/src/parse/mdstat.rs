@@ -98,6 +98,7 @@ pub fn parse(text: &str) -> Mdstat {
     for a in &mut out.arrays {
         a.members
             .sort_by(|x, y| (x.index, &x.device).cmp(&(y.index, &y.device)));
+        a.external_container = is_external_container(a);
         let assessment = assess(a);
         a.verdict = assessment.verdict.as_str().to_string();
         a.reasons = assessment.reasons;

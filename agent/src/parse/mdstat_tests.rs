@@ -314,9 +314,33 @@ fn combined_file_states_members_and_counts() {
     assert_eq!(md219.metadata, "external:imsm");
     assert_eq!(md219.state, "inactive");
     assert!(md219.reasons[0].contains("imsm"), "{:?}", md219.reasons);
+    assert!(md219.external_container);
+    // A member array of the container is not a container itself.
+    assert!(!array(&m, "md126").external_container);
+    assert!(!array(&m, "md3").external_container);
     assert_eq!(array(&m, "md120").layout, "0k rounding");
     assert_eq!(array(&m, "md7").bitmap, "0/30 pages [0KB], 65536KB chunk");
     assert_eq!(array(&m, "md42").members.len(), 3);
+}
+
+#[test]
+fn imsm_and_ddf_containers_are_marked_and_their_members_are_not() {
+    for (file, container, members) in [
+        ("checkraid-imsm-raid1-and-container.txt", "md0", &["md127"][..]),
+        (
+            "libstorage-ddf-container-raid1-raid0.txt",
+            "md127",
+            &["md125", "md126"][..],
+        ),
+    ] {
+        let m = load(file);
+        let c = array(&m, container);
+        assert!(c.external_container, "{file}: {c:?}");
+        assert_eq!(c.verdict, "healthy", "{file}");
+        for n in members {
+            assert!(!array(&m, n).external_container, "{file} {n}");
+        }
+    }
 }
 
 #[test]
