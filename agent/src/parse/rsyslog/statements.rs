@@ -476,16 +476,32 @@ impl<'a> Scanner<'a, '_> {
             }
             _ => return,
         };
-        let Some(target) = get(target_key) else {
+        let Some(targets) = get(target_key) else {
             return self.issue(start, format!("{kind} action without `{target_key}=`"));
         };
-        let port = match get(port_key).filter(|_| !port_key.is_empty()) {
-            None => 0,
-            Some(p) => match p.parse::<u32>() {
-                Ok(n) if n <= 65535 => n,
-                _ => return self.issue(start, format!("{kind} action: bad port `{p}`")),
-            },
+        // omfwd (rsyslog 8.2402+) load-balances over `target=["a","b"]`
+        // with `port=["1","2"]`: target i uses port i, or the first port
+        // when there are fewer ports than targets (extra ports are ignored).
+        let targets = array_values(targets);
+        let ports = match get(port_key).filter(|_| !port_key.is_empty()) {
+            None => vec![0],
+            Some(p) => {
+                let mut ports = Vec::new();
+                for v in array_values(p) {
+                    match v.parse::<u32>() {
+                        Ok(n) if n <= 65535 => ports.push(n),
+                        _ => return self.issue(start, format!("{kind} action: bad port `{v}`")),
+                    }
+                }
+                if ports.is_empty() {
+                    return self.issue(start, format!("{kind} action: empty port list"));
+                }
+                ports
+            }
         };
+        if targets.is_empty() {
+            return self.issue(start, format!("{kind} action: empty `{target_key}=` list"));
+        }
         let protocol = match kind.as_str() {
             "omfwd" => {
                 let tls =
@@ -500,17 +516,19 @@ impl<'a> Scanner<'a, '_> {
             "omkafka" => "kafka".into(),
             _ => "http".into(),
         };
-        self.out.forwards.push(LogForward {
-            daemon: "rsyslog".into(),
-            target: target.to_string(),
-            port,
-            protocol,
-            selector,
-            file: String::new(),
-            line,
-            commented: self.commented,
-            options,
-        });
+        for (i, target) in targets.iter().enumerate() {
+            self.out.forwards.push(LogForward {
+                daemon: "rsyslog".into(),
+                target: target.clone(),
+                port: ports.get(i).copied().unwrap_or(ports[0]),
+                protocol: protocol.clone(),
+                selector: selector.clone(),
+                file: String::new(),
+                line,
+                commented: self.commented,
+                options: options.clone(),
+            });
+        }
     }
 }
 
@@ -566,6 +584,18 @@ fn params(body: &str) -> Result<Vec<(String, String)>, String> {
         rest = after.trim_start();
     }
     Ok(out)
+}
+
+/// `["a", "b"]` as its strings; any other value as itself.
+fn array_values(v: &str) -> Vec<String> {
+    let Some(inner) = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')) else {
+        return vec![v.to_string()];
+    };
+    inner
+        .split(',')
+        .map(|x| x.trim().trim_matches(['"', '\'']).to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
 }
 
 fn clip(s: &str) -> String {
