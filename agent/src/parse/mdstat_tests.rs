@@ -326,7 +326,11 @@ fn combined_file_states_members_and_counts() {
 #[test]
 fn imsm_and_ddf_containers_are_marked_and_their_members_are_not() {
     for (file, container, members) in [
-        ("checkraid-imsm-raid1-and-container.txt", "md0", &["md127"][..]),
+        (
+            "checkraid-imsm-raid1-and-container.txt",
+            "md0",
+            &["md127"][..],
+        ),
         (
             "libstorage-ddf-container-raid1-raid0.txt",
             "md127",

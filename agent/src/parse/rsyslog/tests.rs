@@ -329,7 +329,10 @@ fn omfwd_load_balancing_arrays_give_one_forward_per_target_with_its_port() {
         .iter()
         .map(|f| (f.target.as_str(), f.port, f.protocol.as_str()))
         .collect();
-    assert_eq!(f, [("127.0.0.1", 13514, "tcp"), ("127.0.0.1", 13515, "tcp")]);
+    assert_eq!(
+        f,
+        [("127.0.0.1", 13514, "tcp"), ("127.0.0.1", 13515, "tcp")]
+    );
     // One port for two targets: every target uses it.
     let p = parse_fixture("rsyslog-upstream-test-omfwd-lb-susp.conf");
     assert!(p.issues.is_empty(), "{:?}", p.issues);
@@ -340,9 +343,8 @@ fn omfwd_load_balancing_arrays_give_one_forward_per_target_with_its_port() {
         .collect();
     assert_eq!(f, [("xlocalhost", 13516), ("127.0.0.1", 13516)]);
     // More ports than targets: the extra ports are ignored, as rsyslog does.
-    let p = parse(
-        r#"action(type="omfwd" target=["a.example"] port=["1514", "2514"] protocol="udp")"#,
-    );
+    let p =
+        parse(r#"action(type="omfwd" target=["a.example"] port=["1514", "2514"] protocol="udp")"#);
     assert_eq!(p.forwards.len(), 1);
     assert_eq!(p.forwards[0].port, 1514);
 }
