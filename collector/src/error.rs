@@ -41,6 +41,9 @@ impl From<crate::tokens::TokenError> for ServiceError {
     }
 }
 
+/// What a client is told when the collector's disk is full.
+pub const DISK_FULL: &str = "the collector's storage is full: it takes no writes until space is freed on its data dir, and resumes by itself (an agent keeps the report spooled and resends it)";
+
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         match e {
@@ -53,6 +56,10 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::ResourceExhausted(m) => Status::resource_exhausted(m),
+            ServiceError::Store(e) if e.is_disk_full() => {
+                error!(error = %e, "storage full");
+                Status::resource_exhausted(DISK_FULL)
+            }
             ServiceError::Store(e) => {
                 error!(error = %e, "storage failure");
                 Status::internal("collector storage failure; see the collector log")

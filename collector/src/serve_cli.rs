@@ -167,11 +167,15 @@ pub fn run(args: Args) -> Result<()> {
             // Before any thread starts: sled creates files later on its own.
             driftwatch_common::private_files::owner_only_umask();
             let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-            rt.block_on(async {
+            let result = rt.block_on(async {
                 let collector = Collector::bind(cfg).await?;
                 collector.run(driftwatch_common::signal::shutdown()).await?;
                 Ok(())
-            })
+            });
+            // A store call stuck in a blocking thread (a failing disk) must
+            // not hold the process past shutdown.
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            result
         }
         Command::Validate { config } => {
             let cfg = load_config(Some(&config), Overrides::default())?;

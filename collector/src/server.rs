@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::service::State;
 use crate::service::admin::AdminService;
 use crate::service::agent::AgentService;
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{Recovering, Store, StoreError};
 use crate::tls_incoming::{self, Limits};
 
 /// Largest gRPC message accepted: a full snapshot of a busy host is a few
@@ -94,7 +94,7 @@ impl Collector {
         let tls = Arc::new(tls::server_config(&ca, &cert, &key).map_err(tls_err)?);
         let data_dir = config.data_dir.clone();
         let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+            tokio::task::spawn_blocking(move || Recovering::open(&data_dir))
                 .await
                 .expect("open task")?,
         );
@@ -216,13 +216,40 @@ impl Collector {
         background.abort();
         drop(metrics_stop);
         let store = self.state.store.clone();
-        tokio::task::spawn_blocking(move || store.sync())
-            .await
-            .expect("sync task")?;
-        info!("shutdown complete; storage synced");
-        Ok(())
+        // Bounded: a sync stuck on a failing disk must not keep the process
+        // from ending. What it abandons was never acknowledged, so agents
+        // still hold it in their spools.
+        match tokio::time::timeout(
+            FINAL_SYNC,
+            tokio::task::spawn_blocking(move || store.sync()),
+        )
+        .await
+        {
+            Ok(Ok(Ok(()))) => {
+                info!("shutdown complete; storage synced");
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => {
+                warn!(error = %e, "shutdown abandoned the final sync: writes since the last acknowledged one are not on disk (nothing acknowledged is lost: agents resend what was not acknowledged)");
+                Err(e.into())
+            }
+            Ok(Err(e)) => panic!("sync task: {e}"),
+            Err(_) => {
+                warn!(
+                    waited_s = FINAL_SYNC.as_secs(),
+                    "shutdown abandoned the final sync after waiting: writes since the last acknowledged one may not be on disk (agents resend what was not acknowledged)"
+                );
+                Err(ServeError::Store(StoreError::Io {
+                    path: "final sync".into(),
+                    source: std::io::Error::new(std::io::ErrorKind::TimedOut, "did not finish"),
+                }))
+            }
+        }
     }
 }
+
+/// How long shutdown waits for the final sync.
+const FINAL_SYNC: Duration = Duration::from_secs(10);
 
 /// With no new data, findings are re-evaluated this often (stale and gone
 /// hosts are the only findings time alone creates).

@@ -114,6 +114,16 @@ async fn tcp_from(src: &str, port: u16) -> std::io::Result<tokio::net::TcpStream
 }
 
 fn report(c: &CollectorProc, pki: &Pki, dir: &std::path::Path, host: &str) -> std::process::Output {
+    report_sections(c, pki, dir, host, "host")
+}
+
+fn report_sections(
+    c: &CollectorProc,
+    pki: &Pki,
+    dir: &std::path::Path,
+    host: &str,
+    section: &str,
+) -> std::process::Output {
     let out = dir.join(host);
     if !out.join("agent.pem").exists() {
         pki.issue_host(host, &out);
@@ -124,7 +134,7 @@ fn report(c: &CollectorProc, pki: &Pki, dir: &std::path::Path, host: &str) -> st
         &out.join("agent.pem"),
         &out.join("agent-key.pem"),
         &dir.join(format!("{host}-state")),
-        &["--section", "host"],
+        &["--section", section],
     )
 }
 
@@ -231,4 +241,123 @@ fn silent_and_idle_floods_lock_out_no_one_and_never_fail_a_sync() {
     assert!(lines < 20, "{lines} drop lines: {log}");
     let hosts = driftwatch_tests::cli_json(&pki, &c.url, &["hosts"]);
     assert_eq!(hosts["hosts"].as_array().unwrap().len(), 2, "{hosts}");
+}
+
+/// A small tmpfs, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a small tmpfs for the full-disk test failed (it needs root): {}",
+            driftwatch_tests::stderr_of(&out)
+        );
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Writes zeros into `name` until the filesystem is full.
+    fn fill(&self, name: &str) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join(name)).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_gives_fast_errors_keeps_reads_recovers_and_shutdown_is_bounded() {
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&d.path().join("pki"));
+    let disk = SmallDisk::mount(&d.path().join("disk"), "24m");
+    let mut c = CollectorProc::start(&pki, &disk.0.join("data"), None);
+    let out = report(&c, &pki, d.path(), "web-1");
+    assert!(
+        out.status.success(),
+        "{}",
+        driftwatch_tests::stderr_of(&out)
+    );
+
+    disk.fill("filler");
+    // Every report now fails at once, saying the disk is full.
+    for _ in 0..3 {
+        let t = Instant::now();
+        // Processes: new content every time, so there is something to write.
+        let out = report_sections(&c, &pki, d.path(), "web-1", "processes");
+        let err = driftwatch_tests::stderr_of(&out);
+        assert!(
+            !out.status.success(),
+            "a report was acknowledged on a full disk"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a report on a full disk took {:?}",
+            t.elapsed()
+        );
+        assert!(err.contains("storage is full"), "unclear error: {err}");
+    }
+    // Reads keep working.
+    let t = Instant::now();
+    let hosts = driftwatch_tests::cli_json(&pki, &c.url, &["hosts"]);
+    assert_eq!(hosts["hosts"][0]["host_id"], "web-1", "{hosts}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    // Space returns: reports are accepted again without a restart, the
+    // spooled ones included.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    let recovered = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        report(&c, &pki, d.path(), "web-1").status.success()
+    });
+    assert!(
+        recovered,
+        "no report accepted after space was freed:\n{}",
+        c.log_text()
+    );
+    let host = driftwatch_tests::cli_json(&pki, &c.url, &["host", "show", "web-1"]);
+    assert!(host["host"]["last_seq"].as_u64().unwrap() >= 5, "{host}");
+
+    // Full again, then SIGTERM: the process ends within a bound and says
+    // what it abandoned.
+    disk.fill("filler");
+    let _ = report_sections(&c, &pki, d.path(), "web-1", "processes");
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(c.child.id() as i32, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = c.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "SIGTERM did not end the collector on a full disk within 30s:\n{}",
+            c.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = c.log_text();
+    assert!(
+        status.success() || log.contains("shutdown abandoned"),
+        "exit {status} without saying what was abandoned:\n{log}"
+    );
 }

@@ -126,6 +126,13 @@ impl State {
 
     /// Waits until everything written so far is durable.
     pub async fn durable(&self) -> Result<(), ServiceError> {
-        self.commit.commit().await.map_err(ServiceError::Internal)
+        self.commit.commit().await.map_err(|e| {
+            if e.disk_full {
+                tracing::error!(error = %e.message, "storage full");
+                ServiceError::ResourceExhausted(crate::error::DISK_FULL.into())
+            } else {
+                ServiceError::Internal(e.message)
+            }
+        })
     }
 }

@@ -13,7 +13,16 @@ use tracing::error;
 
 use super::{Store, StoreError};
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// Why a sync failed, as every waiter of its batch gets it.
+#[derive(Debug, Clone)]
+pub struct CommitError {
+    pub message: String,
+    /// No space left: the client is told so (RESOURCE_EXHAUSTED), not
+    /// given an internal error.
+    pub disk_full: bool,
+}
+
+type Waiter = oneshot::Sender<Result<(), CommitError>>;
 
 /// Syncs that may run at once. One at a time (a plain leader/follower
 /// group commit) made every report wait for the sync already running and
@@ -52,7 +61,10 @@ impl GroupCommit {
                         })
                         .map_err(|e| {
                             error!(error = %e, "durable sync failed");
-                            e.to_string()
+                            CommitError {
+                                message: e.to_string(),
+                                disk_full: e.is_disk_full(),
+                            }
                         });
                     drop(permit);
                     for w in batch {
@@ -65,11 +77,13 @@ impl GroupCommit {
     }
 
     /// Returns once everything written before this call is on disk.
-    pub async fn commit(&self) -> Result<(), String> {
+    pub async fn commit(&self) -> Result<(), CommitError> {
+        let stopped = || CommitError {
+            message: "commit worker stopped".into(),
+            disk_full: false,
+        };
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(tx)
-            .map_err(|_| "commit worker stopped".to_string())?;
-        rx.await.map_err(|_| "commit worker stopped".to_string())?
+        self.tx.send(tx).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }

@@ -6,11 +6,13 @@ mod durable;
 mod forget;
 mod fsync;
 pub mod private;
+mod recovering;
 mod reports;
 mod sled_store;
 mod sweeps;
 
-pub use durable::GroupCommit;
+pub use durable::{CommitError, GroupCommit};
+pub use recovering::Recovering;
 pub use reports::{Assembled, assemble};
 pub use sled_store::SledStore;
 pub use sweeps::SweepStore;
