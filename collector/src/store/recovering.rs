@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use driftwatch_common::proto::{
-    Baseline, Finding, HostSummary, Section, Snapshot, SnapshotRecord, SweepHost, SweepJob, Token,
+    Baseline, BaselineCandidate, Finding, HostSummary, Section, Snapshot, SnapshotRecord,
+    SweepHost, SweepJob, Token,
 };
 use tracing::{info, warn};
 
-use super::{PutOutcome, SledStore, Store, StoreError, SweepStore};
+use super::{CandidateOutcome, PutOutcome, SledStore, Store, StoreError, SweepStore};
 use crate::tokens::TokenError;
 
 /// Free bytes the data dir's filesystem needs before a reopen is tried.
@@ -231,6 +232,25 @@ impl Store for Recovering {
     }
     fn put_baseline(&self, baseline: &Baseline, overwrite: bool) -> Result<bool, StoreError> {
         self.write(|s| s.put_baseline(baseline, overwrite))
+    }
+    fn put_baseline_candidate(
+        &self,
+        host_id: &str,
+        baseline: &Baseline,
+        quorum: usize,
+    ) -> Result<CandidateOutcome, StoreError> {
+        self.write(|s| s.put_baseline_candidate(host_id, baseline, quorum))
+    }
+    fn baseline_candidates(&self) -> Result<Vec<BaselineCandidate>, StoreError> {
+        self.read(|s| s.baseline_candidates())
+    }
+    fn approve_image_baseline(
+        &self,
+        image_id: &str,
+        from_host: &str,
+        by: &str,
+    ) -> Result<Option<Baseline>, StoreError> {
+        self.write(|s| s.approve_image_baseline(image_id, from_host, by))
     }
     fn create_token(&self, token: &Token) -> Result<(), StoreError> {
         self.write(|s| s.create_token(token))
