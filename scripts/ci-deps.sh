@@ -8,6 +8,8 @@
 #   systemd-analyze  `verify` of the shipped units (systemd; nothing is started)
 #   dpkg-deb       reading the built .deb packages (dpkg, on every Debian)
 #   packer         `packer validate` of deploy/packer (Debian's packer, 1.6)
+#   logrotate      `logrotate -d` oracle for the logrotate model
+#   rsyslogd       `rsyslogd -N1` oracle for the rsyslog parser (rsyslog)
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -20,6 +22,8 @@ command -v ldd >/dev/null 2>&1 || need+=(libc-bin)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v packer >/dev/null 2>&1 || need+=(packer)
+[ -x /usr/sbin/logrotate ] || need+=(logrotate)
+[ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci-deps: installing ${need[*]}" >&2
   apt-get update -qq

@@ -10,7 +10,7 @@
 mod read;
 mod varlog;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use driftwatch_common::proto::{
     JournaldSettings, LogConfigFile, LogConfigIssue, LogConfigSection, RotationPolicy,
@@ -20,7 +20,7 @@ use driftwatch_common::proto::{
 use super::{Collector, Context, SectionError};
 use crate::hostfs::HostFs;
 use crate::parse::{journald, logrotate, rsyslog, syslog_ng};
-use read::{Reader, expand};
+use read::{Reader, expand, expand_files};
 
 /// Includes nested deeper than this are not followed (and reported).
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -57,7 +57,14 @@ pub fn read_log_config(fs: &HostFs) -> Result<LogConfigSection, SectionError> {
     if fs.exists("/etc/logrotate.conf") {
         s.daemons.push("logrotate".into());
         let top = RotationPolicy::default();
-        logrotate_file(&mut r, "/etc/logrotate.conf", &top, 0, &mut s.rotation);
+        logrotate_file(
+            &mut r,
+            "/etc/logrotate.conf",
+            &top,
+            0,
+            &mut s.rotation,
+            &mut HashMap::new(),
+        );
     }
     if s.daemons.is_empty() {
         return Err(SectionError::Unsupported(
@@ -182,6 +189,7 @@ fn logrotate_file(
     inherited: &RotationPolicy,
     depth: usize,
     rules: &mut Vec<RotationRule>,
+    claimed: &mut HashMap<String, bool>,
 ) {
     let Some((idx, text)) = r.read(path, "logrotate") else {
         return;
@@ -191,16 +199,24 @@ fn logrotate_file(
     for item in p.items {
         match item {
             logrotate::Item::Rule(rule) => {
-                let mut matched: BTreeSet<String> = BTreeSet::new();
-                for pat in rule.patterns.iter().filter(|p| p.starts_with('/')) {
-                    matched.extend(expand(r.fs(), pat));
-                }
+                let (matched, duplicates) = if rule.skipped.is_some() {
+                    // logrotate drops a skipped stanza: it claims no file.
+                    let mut m = BTreeSet::new();
+                    for pat in rule.patterns.iter().filter(|p| p.starts_with('/')) {
+                        m.extend(expand(r.fs(), pat));
+                    }
+                    (m.into_iter().collect(), Vec::new())
+                } else {
+                    claim(r.fs(), &rule, claimed)
+                };
                 rules.push(RotationRule {
                     patterns: rule.patterns,
-                    matched: matched.into_iter().collect(),
+                    matched,
                     file: path.to_string(),
                     line: rule.line,
                     policy: Some(rule.policy),
+                    skipped: rule.skipped.unwrap_or_default(),
+                    duplicates,
                 });
             }
             logrotate::Item::Include {
@@ -211,13 +227,45 @@ fn logrotate_file(
                 let inc = absolute(&inc, "/etc/");
                 for t in read::logrotate_include(r, idx, line, &inc) {
                     if r.enter(idx, line, &t, depth, MAX_INCLUDE_DEPTH) {
-                        logrotate_file(r, &t, &globals, depth + 1, rules);
+                        logrotate_file(r, &t, &globals, depth + 1, rules, claimed);
                     }
                 }
             }
         }
     }
     r.leave();
+}
+
+/// The files a stanza gets, as logrotate hands them out: in pattern order,
+/// each pattern's matches sorted; a file an earlier stanza (or an earlier
+/// pattern of this one) already has is a "duplicate log entry", and
+/// logrotate drops it with the rest of that pattern's matches, unless the
+/// stanza that has it set `ignoreduplicates` (then only the file is left
+/// out). `claimed`: file -> that stanza's ignoreduplicates.
+fn claim(
+    fs: &HostFs,
+    rule: &logrotate::Rule,
+    claimed: &mut HashMap<String, bool>,
+) -> (Vec<String>, Vec<String>) {
+    let mut matched = BTreeSet::new();
+    let mut dups = Vec::new();
+    for pat in rule.patterns.iter().filter(|p| p.starts_with('/')) {
+        let files = expand_files(fs, pat);
+        for (i, f) in files.iter().enumerate() {
+            match claimed.get(f) {
+                Some(true) => dups.push(f.clone()),
+                Some(false) => {
+                    dups.extend(files[i..].iter().cloned());
+                    break;
+                }
+                None => {
+                    claimed.insert(f.clone(), rule.policy.ignoreduplicates);
+                    matched.insert(f.clone());
+                }
+            }
+        }
+    }
+    (matched.into_iter().collect(), dups)
 }
 
 fn absolute(p: &str, base: &str) -> String {
@@ -241,5 +289,7 @@ pub fn issues_of<'a>(s: &'a LogConfigSection, path: &str) -> &'a [LogConfigIssue
         .unwrap_or(&[])
 }
 
+#[cfg(test)]
+mod oracle;
 #[cfg(test)]
 mod tests;

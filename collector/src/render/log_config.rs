@@ -121,7 +121,12 @@ fn rotation(s: &LogConfigSection, out: &mut String) {
         let p = r.policy.clone().unwrap_or_default();
         t.row([
             clip(&r.patterns.join(" "), 50),
-            r.matched.len().to_string(),
+            // A stanza logrotate skips rotates nothing, whatever it matches.
+            if r.skipped.is_empty() {
+                r.matched.len().to_string()
+            } else {
+                "SKIPPED".into()
+            },
             if p.frequency.is_empty() {
                 "-".into()
             } else {
@@ -274,6 +279,7 @@ mod tests {
                     su: "app app".into(),
                     ..Default::default()
                 }),
+                ..Default::default()
             }],
             unrotated: vec![UnrotatedFile {
                 path: "/var/log/custom.out".into(),

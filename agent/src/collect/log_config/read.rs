@@ -161,6 +161,17 @@ pub(super) fn expand(fs: &HostFs, pattern: &str) -> Vec<String> {
     }
 }
 
+/// The files a logrotate stanza's pattern names: a glob's matches that are
+/// not directories, or the path itself when it is a file (logrotate never
+/// takes a directory's contents here).
+pub(super) fn expand_files(fs: &HostFs, pattern: &str) -> Vec<String> {
+    if pattern.contains(['*', '?', '[']) || !is_dir(fs, pattern) {
+        expand(fs, pattern)
+    } else {
+        Vec::new()
+    }
+}
+
 /// logrotate's default `tabooext`: package-manager leftovers it skips when
 /// including a directory.
 const TABOO: &[&str] = &[

@@ -131,9 +131,17 @@ pub(super) fn rotated_from(path: &str, extra_ext: &[&str]) -> Option<String> {
 /// The files under /var/log that no rule covers, minus rotated copies of
 /// covered files and the exempt ones.
 pub(super) fn unrotated(files: &[(String, u64)], rules: &[RotationRule]) -> Vec<UnrotatedFile> {
+    // A stanza logrotate skips covers nothing; a file it leaves out as a
+    // duplicate is covered only by the stanza that has it.
+    let rules: Vec<&RotationRule> = rules.iter().filter(|r| r.skipped.is_empty()).collect();
     let matched: HashSet<&str> = rules
         .iter()
         .flat_map(|r| r.matched.iter().map(String::as_str))
+        .collect();
+    let dropped: HashSet<&str> = rules
+        .iter()
+        .flat_map(|r| r.duplicates.iter().map(String::as_str))
+        .filter(|d| !matched.contains(d))
         .collect();
     let opts = glob::MatchOptions {
         require_literal_separator: true,
@@ -154,7 +162,7 @@ pub(super) fn unrotated(files: &[(String, u64)], rules: &[RotationRule]) -> Vec<
     // With `olddir`, rotated copies live in another directory: remember
     // which (directory, name) pairs copies of covered files may have.
     let mut olddirs: HashSet<(String, String)> = HashSet::new();
-    for r in rules {
+    for r in &rules {
         let Some(dir) = r.policy.as_ref().map(|p| p.olddir.as_str()) else {
             continue;
         };
@@ -175,7 +183,10 @@ pub(super) fn unrotated(files: &[(String, u64)], rules: &[RotationRule]) -> Vec<
         let (parent, name) = base.rsplit_once('/').unwrap_or(("", base));
         olddirs.contains(&(parent.to_string(), name.to_string()))
     };
-    let covered = |p: &str| matched.contains(p) || patterns.iter().any(|g| g.matches_with(p, opts));
+    let covered = |p: &str| {
+        matched.contains(p)
+            || (!dropped.contains(p) && patterns.iter().any(|g| g.matches_with(p, opts)))
+    };
     files
         .iter()
         .filter(|(p, _)| !exempt(p) && !covered(p))

@@ -1,9 +1,11 @@
 use super::*;
 use crate::testutil::fixture;
 
+/// A fixture with logrotate's test-suite placeholder `&DIR&` filled in as
+/// its harness does (an absolute directory).
 fn parse_fixture(name: &str) -> Parsed {
     parse(
-        &fixture(&format!("logconfig/{name}")),
+        &fixture(&format!("logconfig/{name}")).replace("&DIR&", "/t"),
         &RotationPolicy::default(),
     )
 }
@@ -86,7 +88,7 @@ fn global_options_are_inherited_by_the_stanza() {
     assert!(p.issues.is_empty(), "{:?}", p.issues);
     let r = only_rules(&p);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].patterns, ["&DIR&/test.log"]);
+    assert_eq!(r[0].patterns, ["/t/test.log"]);
     let pol = &r[0].policy;
     assert_eq!(pol.frequency, "hourly");
     assert_eq!(pol.rotate, Some(60));
@@ -111,12 +113,12 @@ fn every_script_hook_is_skipped_but_noted() {
     assert_eq!(
         hooks,
         [
-            ("&DIR&/test-pre.log", "prerotate"),
-            ("&DIR&/test-post.log", "postrotate"),
-            ("&DIR&/test-shared-pre*.log", "prerotate"),
-            ("&DIR&/test-shared-post*.log", "postrotate"),
-            ("&DIR&/test-first.log", "firstaction"),
-            ("&DIR&/test-last.log", "lastaction"),
+            ("/t/test-pre.log", "prerotate"),
+            ("/t/test-post.log", "postrotate"),
+            ("/t/test-shared-pre*.log", "prerotate"),
+            ("/t/test-shared-post*.log", "postrotate"),
+            ("/t/test-first.log", "firstaction"),
+            ("/t/test-last.log", "lastaction"),
         ]
     );
     assert!(
@@ -133,7 +135,7 @@ fn brace_on_its_own_line_opens_the_stanza() {
     assert!(p.issues.is_empty(), "{:?}", p.issues);
     let r = only_rules(&p);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].patterns, ["&DIR&/test.log"]);
+    assert_eq!(r[0].patterns, ["/t/test.log"]);
     assert_eq!(r[0].line, 4);
     assert_eq!(r[0].policy.maxsize_bytes, Some(4));
     assert_eq!(r[0].policy.frequency, "weekly");
@@ -142,20 +144,82 @@ fn brace_on_its_own_line_opens_the_stanza() {
 }
 
 #[test]
-fn missing_open_brace_is_reported_with_its_line_and_read_on() {
+fn missing_open_brace_stops_the_file_as_logrotate_does() {
+    // logrotate 3.21: "m.conf:4 unexpected } (missing previous '{')",
+    // "Handling 0 logs" (the test suite's comment predates that).
     let p = parse_fixture("logrotate-test-malformed-missing-open-brace.in");
     assert_eq!(p.issues.len(), 1, "{:?}", p.issues);
     assert_eq!(p.issues[0].line, 4);
     assert!(
-        p.issues[0].reason.contains("missing `{`"),
+        p.issues[0].reason.contains("without `{`"),
         "{}",
         p.issues[0].reason
     );
+    assert!(p.issues[0].reason.contains("stops reading"));
+    assert_eq!(only_rules(&p).len(), 0);
+    assert_eq!(p.globals.create, "default");
+}
+
+#[test]
+fn one_line_stanzas_and_several_directives_on_a_line() {
+    let p = parse(
+        "/var/log/x.log { daily }\n/var/log/y.log { }\n/var/log/z.log { weekly compress notifempty\n}\n",
+        &RotationPolicy::default(),
+    );
     let r = only_rules(&p);
-    assert_eq!(r.len(), 1);
-    assert_eq!(r[0].patterns, ["&DIR&/test.log"]);
-    assert_eq!(r[0].policy.maxsize_bytes, Some(4));
-    assert_eq!(r[0].policy.rotate, Some(1));
+    assert_eq!(r.len(), 3);
+    assert_eq!(r[0].policy.frequency, "daily");
+    assert!(r[1].skipped.is_none() && r[1].policy.frequency.is_empty());
+    // `weekly` takes the rest of its line (an optional weekday): logrotate
+    // refuses `compress notifempty` as one and stops reading the file.
+    assert!(r[2].skipped.is_some());
+    assert_eq!(p.issues.len(), 1, "{:?}", p.issues);
+    assert!(p.issues[0].reason.contains("bad weekly directive"));
+}
+
+#[test]
+fn a_bad_value_skips_the_whole_stanza_and_an_unknown_word_only_its_line() {
+    let text = "/var/log/a.log {\n  size 300x\n  rotate 2\n  postrotate\n    }\n  endscript\n}\n\
+                /var/log/b.log {\n  frobnicate now\n  rotate 3\n}\n\
+                /var/log/c.log { rotate 5 }\n/var/log/d.log {\n}\n";
+    let p = parse(text, &RotationPolicy::default());
+    let r = only_rules(&p);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r[0].skipped
+            .as_deref()
+            .unwrap()
+            .contains("unknown unit `x`")
+    );
+    assert_eq!(r[1].skipped, None);
+    assert_eq!(r[1].policy.rotate, Some(3));
+    // `rotate 5 }` is a bad count; the skip then runs to the next `}`
+    // (d.log's), so d.log is swallowed, as logrotate does.
+    assert!(
+        r[2].skipped
+            .as_deref()
+            .unwrap()
+            .contains("bad rotation count `5 }`")
+    );
+    assert_eq!(r[2].patterns, ["/var/log/c.log"]);
+    let lines: Vec<u32> = p.issues.iter().map(|i| i.line).collect();
+    assert_eq!(lines, [2, 9, 12], "{:?}", p.issues);
+}
+
+#[test]
+fn a_bad_global_stops_the_file_and_sizes_follow_logrotate_units() {
+    let p = parse(
+        "/var/log/a.log { }\nrotate lots\n/var/log/b.log { }\n",
+        &RotationPolicy::default(),
+    );
+    assert_eq!(only_rules(&p).len(), 1);
+    assert_eq!(p.issues[0].line, 2);
+    assert!(p.issues[0].reason.contains("stops reading"));
+    assert_eq!(parse_size("10k"), Ok(10 << 10));
+    assert_eq!(parse_size("0x10"), Ok(16));
+    // Lower-case m and g are no units to logrotate.
+    assert!(parse_size("10m").unwrap_err().contains("unknown unit"));
+    assert!(parse_size("1.5G").unwrap_err().contains("bad size"));
 }
 
 #[test]
@@ -166,7 +230,7 @@ fn two_paths_on_one_line_and_no_final_newline() {
     assert_eq!(r.len(), 1);
     assert_eq!(
         r[0].patterns,
-        ["/var/log/does_not_exist.log", "&DIR&/test.log"]
+        ["/var/log/does_not_exist.log", "/t/test.log"]
     );
     let pol = &r[0].policy;
     assert_eq!(pol.rotate, Some(14));
@@ -201,16 +265,17 @@ fn sizes_units_create_su_and_inheritance_from_the_includer() {
 
 #[test]
 fn malformed_lines_are_reported_with_line_numbers() {
-    let text = "rotate lots\nfrobnicate\n/var/log/a.log {\n  size 12Q\n  include /etc/x\n  postrotate\n    echo\n";
+    let text =
+        "frobnicate\n/var/log/a.log {\n  size 12Q\n}\n/var/log/b.log {\n  postrotate\n    echo\n";
     let p = parse(text, &RotationPolicy::default());
     let lines: Vec<u32> = p.issues.iter().map(|i| i.line).collect();
-    assert_eq!(lines, [1, 2, 4, 5, 6, 3], "{:?}", p.issues);
-    assert!(p.issues[0].reason.contains("not a number"));
-    assert!(p.issues[1].reason.contains("frobnicate"));
-    assert!(p.issues[4].reason.contains("endscript"));
-    assert!(p.issues[5].reason.contains("never closed"));
-    // The unclosed stanza is still reported.
-    assert_eq!(only_rules(&p).len(), 1);
+    assert_eq!(lines, [1, 3, 6], "{:?}", p.issues);
+    assert!(p.issues[0].reason.contains("frobnicate"));
+    assert!(p.issues[1].reason.contains("unknown unit"));
+    assert!(p.issues[2].reason.contains("endscript"));
+    let r = only_rules(&p);
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().all(|r| r.skipped.is_some()));
 }
 
 #[test]
