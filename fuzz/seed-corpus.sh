@@ -19,4 +19,6 @@ seed syslog_ng "$fx"/logconfig/syslog-ng*
 seed journald "$fx"/logconfig/journald*
 seed logrotate "$fx"/logconfig/logrotate*
 seed dpkg_status /var/lib/dpkg/status
+seed proc_stat /proc/self/stat /proc/1/stat
+seed docker_inspect "$fx"/docker/*
 echo "corpus in $here/corpus"

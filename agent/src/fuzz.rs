@@ -12,8 +12,8 @@
 use driftwatch_common::proto::{JournaldSettings, RotationPolicy};
 
 use crate::parse::{
-    authorized_keys, dpkg, journald, logrotate, mdstat, megacli, megaraid, rsyslog, sshd_config,
-    storcli, syslog_ng,
+    authorized_keys, docker_inspect, dpkg, journald, logrotate, mdstat, megacli, megaraid,
+    proc_stat, rpm, rsyslog, sshd_config, storcli, syslog_ng,
 };
 
 fn text(data: &[u8]) -> String {
@@ -92,6 +92,34 @@ pub fn fuzz_dpkg_status(data: &[u8]) {
     let _ = dpkg::parse(&text(data));
 }
 
+/// `/proc/PID/stat` is bytes (a comm may be any bytes): no text step.
+pub fn fuzz_proc_stat(data: &[u8]) {
+    if let Ok(s) = proc_stat::parse(data) {
+        let _ = (
+            s.is_kernel_thread(),
+            s.cpu_ticks(),
+            proc_stat::state_name(s.state),
+        );
+    }
+}
+
+pub fn fuzz_rpm(data: &[u8]) {
+    let _ = rpm::parse(&text(data));
+}
+
+/// `docker inspect` JSON, containers and images, and the section built
+/// from each container with each image.
+pub fn fuzz_docker_inspect(data: &[u8]) {
+    let t = text(data);
+    let images = docker_inspect::parse_images(&t).unwrap_or_default();
+    if let Ok(cs) = docker_inspect::parse_containers(&t) {
+        for c in &cs {
+            let _ = docker_inspect::container(c, images.first());
+        }
+    }
+    let _ = docker_inspect::bounded_output(&t);
+}
+
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
@@ -108,4 +136,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("journald", fuzz_journald),
     ("logrotate", fuzz_logrotate),
     ("dpkg_status", fuzz_dpkg_status),
+    ("proc_stat", fuzz_proc_stat),
+    ("rpm", fuzz_rpm),
+    ("docker_inspect", fuzz_docker_inspect),
 ];

@@ -88,6 +88,21 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             v.push(b"Package: a\nStatus: install ok installed\nVersion: 1:2.3-4\nArchitecture: amd64\nDescription: x\n continued\n .\n\nPackage: b\nStatus: deinstall ok config-files\nVersion: 1\n".to_vec());
             v
         }
+        // This machine's own processes, and shapes /proc prints: a comm
+        // with spaces and parentheses, a kernel thread.
+        "proc_stat" => {
+            let mut v: Vec<Vec<u8>> = ["self", "1", "2"]
+                .iter()
+                .filter_map(|p| std::fs::read(format!("/proc/{p}/stat")).ok())
+                .collect();
+            v.push(b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 500 1000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n".to_vec());
+            v
+        }
+        // rpm -qa output in the agent's query format (no rpm fixture).
+        "rpm" => vec![
+            b"bash\t5.1.8-9.el9\tx86_64\t(none)\ngpg-pubkey\t8483c65d-5ccc5b19\t(none)\t(none)\nkernel\t5.14.0-427.el9\tx86_64\t1\n".to_vec(),
+        ],
+        "docker_inspect" => files(&f.join("docker"), ""),
         other => panic!("no seeds for target {other}"),
     };
     assert!(!out.is_empty(), "{target}: empty seed corpus");
@@ -265,12 +280,15 @@ targets!(
     journald,
     logrotate,
     dpkg_status,
+    proc_stat,
+    rpm,
+    docker_inspect,
 );
 
 #[test]
 fn every_library_target_is_exercised_here() {
     let names: Vec<&str> = fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     for n in names {
         assert!(!seeds(n).is_empty());
     }
