@@ -289,20 +289,69 @@ impl DropLog {
 
 /// A tower layer that counts each request as a stream of its connection
 /// until its response body is finished or dropped (a `Commands` stream
-/// counts for as long as it is open).
-#[derive(Clone, Copy, Default)]
-pub struct StreamCountLayer;
+/// counts for as long as it is open), and lets each host have one Report
+/// in progress: a second one is refused before its body is read or
+/// decoded (four concurrent 16 MB reports from one certificate took the
+/// collector to 2.9 GB).
+#[derive(Clone, Default)]
+pub struct StreamCountLayer {
+    reporting: Arc<Mutex<std::collections::HashSet<String>>>,
+}
 
 impl<S> tower_layer::Layer<S> for StreamCountLayer {
     type Service = StreamCount<S>;
     fn layer(&self, inner: S) -> StreamCount<S> {
-        StreamCount { inner }
+        StreamCount {
+            inner,
+            reporting: self.reporting.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct StreamCount<S> {
     inner: S,
+    reporting: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+const REPORT_PATH: &str = "/driftwatch.v1.Agent/Report";
+
+/// A host's one report in progress; ends on drop.
+struct Reporting {
+    set: Arc<Mutex<std::collections::HashSet<String>>>,
+    host: String,
+}
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        self.set.lock().expect("not poisoned").remove(&self.host);
+    }
+}
+
+fn report_slot<B>(
+    req: &Request<B>,
+    set: &Arc<Mutex<std::collections::HashSet<String>>>,
+) -> Result<Option<Reporting>, String> {
+    if req.uri().path() != REPORT_PATH {
+        return Ok(None);
+    }
+    let host = req
+        .extensions()
+        .get::<crate::tls_incoming::PeerInfo>()
+        .and_then(|p| p.identity.clone())
+        .and_then(|id| match &*id {
+            Ok(driftwatch_common::identity::Identity::Host(h)) => Some(h.clone()),
+            _ => None,
+        });
+    // Without a host certificate the service refuses it anyway.
+    let Some(host) = host else { return Ok(None) };
+    if !set.lock().expect("not poisoned").insert(host.clone()) {
+        return Err(host);
+    }
+    Ok(Some(Reporting {
+        set: set.clone(),
+        host,
+    }))
 }
 
 struct StreamGuard(Option<Arc<Activity>>);
@@ -339,6 +388,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let reporting = match report_slot(&req, &self.reporting) {
+            Ok(r) => r,
+            Err(host) => {
+                let status = tonic::Status::resource_exhausted(format!(
+                    "host {host} already has a report in progress: one at a time per host (retry when it is acknowledged)"
+                ));
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        };
         let act = req
             .extensions()
             .get::<crate::tls_incoming::PeerInfo>()
@@ -347,6 +405,7 @@ where
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
+            drop(reporting);
             Ok(resp.map(|body| {
                 tonic::body::Body::new(GuardedBody {
                     inner: body,

@@ -189,7 +189,7 @@ impl Collector {
             .timeout(Duration::from_secs(60))
             // Counts each connection's open streams, so one with none can
             // be closed after `idle_timeout` or evicted at the cap.
-            .layer(crate::conn_limits::StreamCountLayer)
+            .layer(crate::conn_limits::StreamCountLayer::default())
             .add_service(agent)
             .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async {
