@@ -44,4 +44,6 @@ pub fn parse(text: &str) -> Parsed {
 }
 
 #[cfg(test)]
+mod oracle;
+#[cfg(test)]
 mod tests;
