@@ -10,6 +10,8 @@
 #   packer         `packer validate` of deploy/packer (Debian's packer, 1.6)
 #   logrotate      `logrotate -d` oracle for the logrotate model
 #   rsyslogd       `rsyslogd -N1` oracle for the rsyslog parser (rsyslog)
+#   setfacl, getfacl (acl) and setfattr, getfattr (attr): a sweep's rewrite
+#                  keeps every ACL and extended attribute
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -24,6 +26,8 @@ command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v packer >/dev/null 2>&1 || need+=(packer)
 [ -x /usr/sbin/logrotate ] || need+=(logrotate)
 [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+command -v setfacl >/dev/null 2>&1 || need+=(acl)
+command -v setfattr >/dev/null 2>&1 || need+=(attr)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci-deps: installing ${need[*]}" >&2
   apt-get update -qq

@@ -171,6 +171,20 @@ impl HostFs {
     /// `home` itself may be a link (homes on other mounts are common); it is
     /// resolved like any system path.
     pub fn read_user_file(&self, home: &str, rel: &str, max: u64) -> Result<FileText, FsError> {
+        let (p, display) = self.user_path(home, rel)?;
+        read_bounded(&p, &display, max, true)
+    }
+
+    /// Opens a file under a user's home for streaming, with the same
+    /// refusals as [`HostFs::read_user_file`]; the caller bounds the read.
+    pub fn open_user_file(&self, home: &str, rel: &str) -> Result<(File, fs::Metadata), FsError> {
+        let (p, display) = self.user_path(home, rel)?;
+        open_regular(&p, &display, true)
+    }
+
+    /// The real path of `rel` below `home` after checking that no component
+    /// below the home is a link, and how to name it in messages.
+    fn user_path(&self, home: &str, rel: &str) -> Result<(PathBuf, String), FsError> {
         let real_home = self.resolve(home)?;
         let display = format!("{}/{}", home.trim_end_matches('/'), rel);
         let mut p = real_home;
@@ -193,7 +207,7 @@ impl HostFs {
                 return Err(FsError::Symlink { path: shown });
             }
         }
-        read_bounded(&p, &display, max, true)
+        Ok((p, display))
     }
 
     /// Entry names of a directory, sorted; links followed within root.
@@ -251,7 +265,40 @@ fn io_err(path: &str, e: std::io::Error) -> FsError {
     }
 }
 
-fn read_bounded(real: &Path, display: &str, max: u64, nofollow: bool) -> Result<FileText, FsError> {
+/// Calls `each` with every line of `r` (1-based number, bytes with their
+/// terminator) until EOF, or until more than `max` bytes were seen: then it
+/// returns `Ok(false)` and the line that crossed the bound is not passed.
+/// Memory is one line, never the file.
+pub fn for_each_line(
+    r: impl Read,
+    max: u64,
+    mut each: impl FnMut(u32, &[u8]),
+) -> std::io::Result<bool> {
+    use std::io::BufRead;
+    let mut rd = std::io::BufReader::new(r.take(max.saturating_add(1)));
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    let mut n = 0u32;
+    loop {
+        buf.clear();
+        let got = rd.read_until(b'\n', &mut buf)?;
+        if got == 0 {
+            return Ok(true);
+        }
+        total += got as u64;
+        if total > max {
+            return Ok(false);
+        }
+        n = n.saturating_add(1);
+        each(n, &buf);
+    }
+}
+
+fn open_regular(
+    real: &Path,
+    display: &str,
+    nofollow: bool,
+) -> Result<(File, fs::Metadata), FsError> {
     let mut opts = fs::OpenOptions::new();
     opts.read(true);
     // O_NONBLOCK: a FIFO planted where a config file should be must not hang us.
@@ -267,6 +314,11 @@ fn read_bounded(real: &Path, display: &str, max: u64, nofollow: bool) -> Result<
             path: display.into(),
         });
     }
+    Ok((file, meta))
+}
+
+fn read_bounded(real: &Path, display: &str, max: u64, nofollow: bool) -> Result<FileText, FsError> {
+    let (file, meta) = open_regular(real, display, nofollow)?;
     let mut buf = Vec::with_capacity(meta.len().min(max) as usize);
     file.take(max + 1)
         .read_to_end(&mut buf)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use driftwatch_common::keysel;
 use driftwatch_common::proto::{
     AuthorizedKeysFile, KeyCommandHost, KeyLocation, KeySelector, Snapshot, SshKeysSection,
-    section::Body,
+    UnreadKeyFile, section::Body,
 };
 
 use crate::store::{Store, StoreError};
@@ -69,6 +69,24 @@ struct HostKeys {
     /// sshd's AuthorizedKeysCommand and its user, when set: keys no file
     /// shows.
     command: Option<(Box<str>, Box<str>)>,
+    /// Key files not read completely (user, path, why): a key may be in
+    /// them, so a search that finds nothing proves nothing there.
+    unread: Vec<(Box<str>, Box<str>, Box<str>)>,
+}
+
+/// Why a file was not read completely, or None when it was. Agents before
+/// the `incomplete` field only flagged it.
+fn unread_reason(f: &AuthorizedKeysFile) -> Option<String> {
+    if !f.incomplete.is_empty() {
+        return Some(f.incomplete.clone());
+    }
+    if !f.error.is_empty() {
+        return Some(f.error.clone());
+    }
+    f.flags
+        .iter()
+        .any(|x| x == "truncated")
+        .then(|| "truncated: larger than the agent's read bound".to_string())
 }
 
 /// AuthorizedKeysCommand as sshd would run it (global, or in any Match
@@ -185,7 +203,16 @@ impl KeyIndex {
             .iter()
             .map(|f| (f, false))
             .chain(trusted.map(|f: &AuthorizedKeysFile| (f, true)));
+        let mut unread = Vec::new();
         for (f, is_trusted_ca) in all {
+            if let Some(why) = unread_reason(f) {
+                let user = if is_trusted_ca {
+                    "(sshd)"
+                } else {
+                    f.user.as_str()
+                };
+                unread.push((user.into(), f.path.as_str().into(), why.into_boxed_str()));
+            }
             if f.keys.is_empty() {
                 continue;
             }
@@ -253,6 +280,7 @@ impl KeyIndex {
                 hostname,
                 files,
                 command: keys_command(section),
+                unread,
             },
         );
     }
@@ -274,6 +302,26 @@ impl KeyIndex {
             })
             .collect();
         out.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+        out
+    }
+
+    /// Every key file some host could not read completely, sorted by host
+    /// id, user, path.
+    pub fn unread_files(&self) -> Vec<UnreadKeyFile> {
+        let mut out: Vec<UnreadKeyFile> = self
+            .hosts
+            .iter()
+            .flat_map(|(id, h)| {
+                h.unread.iter().map(|(user, path, why)| UnreadKeyFile {
+                    host_id: id.to_string(),
+                    hostname: h.hostname.to_string(),
+                    user: user.to_string(),
+                    path: path.to_string(),
+                    reason: why.to_string(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.host_id, &a.user, &a.path).cmp(&(&b.host_id, &b.user, &b.path)));
         out
     }
 
@@ -592,5 +640,31 @@ mod tests {
         let cmds = idx.command_hosts();
         assert_eq!(cmds.len(), 1);
         assert_eq!(cmds[0].command, "/usr/bin/keys-from-ldap %u");
+    }
+
+    #[test]
+    fn files_not_read_completely_are_answered_with_why() {
+        let mut idx = KeyIndex::default();
+        let mut s = snap(1, &[("SHA256:a", "bob@x")]);
+        if let Some(Body::SshKeys(k)) = &mut s.sections[0].body {
+            k.files[0].incomplete = "larger than 1048576 bytes".into();
+            k.files.push(AuthorizedKeysFile {
+                user: "eve".into(),
+                path: "/home/eve/.ssh/authorized_keys".into(),
+                error: "/home/eve/.ssh: is a symbolic link".into(),
+                ..Default::default()
+            });
+        }
+        idx.update("h1", &s);
+        idx.update("h2", &snap(1, &[("SHA256:a", "bob@x")]));
+        let u = idx.unread_files();
+        assert_eq!(u.len(), 2, "{u:?}");
+        assert_eq!((u[0].host_id.as_str(), u[0].user.as_str()), ("h1", "alice"));
+        assert_eq!(u[0].reason, "larger than 1048576 bytes");
+        assert_eq!(u[1].user, "eve");
+        assert!(u[1].reason.contains("symbolic link"));
+        // A newer, complete snapshot clears them.
+        idx.update("h1", &snap(2, &[]));
+        assert!(idx.unread_files().is_empty());
     }
 }

@@ -30,7 +30,29 @@ impl Collector for SshKeysCollector {
     }
 }
 
-pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
+/// One key file sshd would consult for one account.
+#[derive(Debug, Clone)]
+pub struct KeyFileTarget {
+    pub account: passwd::Account,
+    /// The pattern it came from, with its Match criteria when in a block.
+    pub pattern: String,
+    /// Host path after token expansion.
+    pub path: String,
+}
+
+/// Every key file sshd would consult, for every account with a home.
+pub struct ScanPlan {
+    pub sshd: SshdSettings,
+    pub targets: Vec<KeyFileTarget>,
+    pub errors: Vec<String>,
+    /// Set when not every account could be listed (/etc/passwd over its
+    /// bound): a sweep has no proof for the accounts not seen.
+    pub accounts_incomplete: Option<String>,
+}
+
+/// Lists the key files without reading them (the collection reads them
+/// bounded, a sweep streams them with its own bound).
+pub fn scan_plan(fs: &HostFs) -> Result<ScanPlan, SectionError> {
     let pw = fs
         .read_file("/etc/passwd", MAX_CONFIG_BYTES)
         .map_err(|e| SectionError::Failed(format!("cannot list users: {e}")))?;
@@ -39,15 +61,18 @@ pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
         .into_iter()
         .map(|(line, why)| format!("/etc/passwd line {line}: {why}"))
         .collect();
+    let mut accounts_incomplete = None;
     if pw.truncated {
-        errors.push(format!(
+        let why = format!(
             "/etc/passwd is larger than {MAX_CONFIG_BYTES} bytes: later accounts not checked"
-        ));
+        );
+        errors.push(why.clone());
+        accounts_incomplete = Some(why);
     }
     let mut sshd = read_sshd(fs);
     sshd.trusted_user_ca_file = trusted_ca_file(fs, &sshd);
     let patterns = key_patterns(&sshd);
-    let mut files = Vec::new();
+    let mut targets = Vec::new();
     for acct in &accounts {
         if !acct.home.starts_with('/') {
             continue;
@@ -76,16 +101,33 @@ pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
                 Some(c) => format!("{pattern} (Match {c})"),
                 None => pattern.clone(),
             };
-            if let Some(f) = key_file(fs, acct, &shown, &path) {
-                files.push(f);
-            }
+            targets.push(KeyFileTarget {
+                account: acct.clone(),
+                pattern: shown,
+                path,
+            });
         }
     }
+    Ok(ScanPlan {
+        sshd,
+        targets,
+        errors,
+        accounts_incomplete,
+    })
+}
+
+pub fn collect_ssh_keys(fs: &HostFs) -> Result<SshKeysSection, SectionError> {
+    let plan = scan_plan(fs)?;
+    let mut files: Vec<AuthorizedKeysFile> = plan
+        .targets
+        .iter()
+        .filter_map(|t| key_file(fs, &t.account, &t.pattern, &t.path))
+        .collect();
     files.sort_by(|a, b| (&a.user, &a.path, a.uid).cmp(&(&b.user, &b.path, b.uid)));
     Ok(SshKeysSection {
-        sshd: Some(sshd),
+        sshd: Some(plan.sshd),
         files,
-        errors,
+        errors: plan.errors,
     })
 }
 
@@ -133,6 +175,7 @@ fn trusted_ca_file(fs: &HostFs, sshd: &SshdSettings) -> Option<AuthorizedKeysFil
             push_mode_flags(&mut f.flags, "file", t.mode, t.uid == 0);
             if t.truncated {
                 f.flags.push("truncated".into());
+                f.incomplete = truncated_reason(&t);
             }
             if t.lossy {
                 f.flags.push("non_utf8".into());
@@ -152,9 +195,17 @@ fn trusted_ca_file(fs: &HostFs, sshd: &SshdSettings) -> Option<AuthorizedKeysFil
                 .into(),
             );
             f.error = e.to_string();
+            f.incomplete = f.error.clone();
         }
     }
     Some(f)
+}
+
+fn truncated_reason(t: &FileText) -> String {
+    format!(
+        "larger than {MAX_KEY_FILE_BYTES} bytes ({} bytes): only lines in the first {MAX_KEY_FILE_BYTES} bytes read",
+        t.size
+    )
 }
 
 /// A cut file ends mid-line: only whole lines are parsed (the `truncated`
@@ -259,6 +310,7 @@ fn key_file(
                 .into(),
             );
             f.error = e.to_string();
+            f.incomplete = f.error.clone();
             return Some(f);
         }
     };
@@ -270,6 +322,7 @@ fn key_file(
     push_mode_flags(&mut f.flags, "file", t.mode, ok_owner(t.uid));
     if t.truncated {
         f.flags.push("truncated".into());
+        f.incomplete = truncated_reason(&t);
     }
     if t.lossy {
         f.flags.push("non_utf8".into());

@@ -3,15 +3,16 @@
 //! or remove exactly those lines, then scan again to prove they are gone.
 
 pub mod rewrite;
+pub mod scan;
 
 use driftwatch_common::proto::{
-    AuthorizedKey, AuthorizedKeysFile, CommandResult, KeySelector, SweepCommand, SweepFile,
+    AuthorizedKey, CommandResult, KeySelector, SweepCommand, SweepFile,
 };
 use driftwatch_common::time::now_ms;
 
-use crate::collect::ssh_keys::{MAX_KEY_FILE_BYTES, collect_ssh_keys, split_anchor};
+use crate::collect::ssh_keys::{KeyFileTarget, scan_plan, split_anchor};
 use crate::hostfs::HostFs;
-use crate::parse::authorized_keys;
+use scan::{FileScan, MAX_SWEEP_FILE_BYTES, line_match, scan_file};
 
 /// Does this key line hold a selected key (any of the selector's set)? A
 /// certificate matches when it certifies the key (its fingerprint is the
@@ -20,66 +21,27 @@ pub fn matches(key: &AuthorizedKey, sel: &KeySelector) -> bool {
     driftwatch_common::keysel::matches(sel, &key.fingerprint, &key.comment)
 }
 
-/// The fingerprint of each line of `lines` among `keys`, in order.
-fn fingerprints_of(keys: &[AuthorizedKey], lines: &[u32]) -> Vec<String> {
-    lines
-        .iter()
-        .map(|l| {
-            keys.iter()
-                .find(|k| k.line == *l)
-                .map(|k| k.fingerprint.clone())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-/// The bytes without the lines (1-based) in `drop`; every other byte,
-/// terminators included, stays as it was.
-pub fn without_lines(bytes: &[u8], drop: &[u32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
-        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        if !drop.contains(&n) {
-            out.extend_from_slice(line);
-        }
-    }
-    out
-}
-
-/// Lines of `bytes` holding the key, matched afresh on the bytes about to
-/// be edited (the offsets of a scan may be stale, or count U+FFFD
-/// replacements in a non-UTF-8 file). Lossy decoding keeps every `\n`, so
-/// line numbers are those of the raw bytes.
-pub fn matching_lines(bytes: &[u8], sel: &KeySelector) -> Vec<u32> {
-    let text = String::from_utf8_lossy(bytes);
-    authorized_keys::parse(&text)
-        .keys
-        .iter()
-        .filter(|k| matches(k, sel))
-        .map(|k| k.line)
-        .collect()
-}
-
-fn file_result(
-    f: &AuthorizedKeysFile,
-    status: &str,
-    lines: Vec<u32>,
-    message: String,
-) -> SweepFile {
+fn file_result(t: &KeyFileTarget, status: &str, lines: Vec<u32>, message: String) -> SweepFile {
     SweepFile {
-        user: f.user.clone(),
-        path: f.path.clone(),
+        user: t.account.name.clone(),
+        path: t.path.clone(),
         status: status.into(),
         lines,
         message,
-        mode: f.mode,
-        owner_uid: f.owner_uid,
         ..Default::default()
     }
 }
 
 /// Runs one sweep command against the host under `fs`.
+///
+/// "done" means every key file sshd would consult for every account was
+/// read to its end and holds no line with the key any more; a file that
+/// could not be (too large, unreadable, a link refused) fails the host.
 pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
+    run_bounded(fs, id, cmd, MAX_SWEEP_FILE_BYTES)
+}
+
+pub fn run_bounded(fs: &HostFs, id: &str, cmd: &SweepCommand, max: u64) -> CommandResult {
     let sel = cmd.selector.clone().unwrap_or_default();
     let mut result = CommandResult {
         command_id: id.to_string(),
@@ -90,7 +52,7 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
         result.message = "the sweep names no key".into();
         return result;
     }
-    let section = match collect_ssh_keys(fs) {
+    let plan = match scan_plan(fs) {
         Ok(s) => s,
         Err(e) => {
             result.status = "failed".into();
@@ -98,72 +60,85 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
             return result;
         }
     };
-    let mut removed_paths = Vec::new();
-    for f in &section.files {
-        if !f.error.is_empty() {
+    let mut removed = Vec::new();
+    for t in &plan.targets {
+        let (lines, fingerprints, mode, owner_uid) = match scan_file(fs, t, &sel, max) {
+            FileScan::Absent => continue,
             // A file we may not read could hold the key: no proof either way.
-            let status = if f.flags.iter().any(|x| x == "symlink_refused") {
-                "refused"
-            } else {
-                "failed"
-            };
-            result
-                .files
-                .push(file_result(f, status, vec![], f.error.clone()));
-            continue;
-        }
-        let lines: Vec<u32> = f
-            .keys
-            .iter()
-            .filter(|k| matches(k, &sel))
-            .map(|k| k.line)
-            .collect();
+            FileScan::Refused(why) => {
+                result.files.push(file_result(t, "refused", vec![], why));
+                continue;
+            }
+            FileScan::Failed(why) => {
+                result.files.push(file_result(t, "failed", vec![], why));
+                continue;
+            }
+            FileScan::Read {
+                lines,
+                fingerprints,
+                mode,
+                owner_uid,
+            } => (lines, fingerprints, mode, owner_uid),
+        };
         if lines.is_empty() {
             continue;
         }
         if !cmd.remove {
-            let mut r = file_result(f, "would_remove", lines, String::new());
-            r.line_fingerprints = fingerprints_of(&f.keys, &r.lines);
+            let mut r = file_result(t, "would_remove", lines, String::new());
+            r.line_fingerprints = fingerprints;
+            r.mode = mode;
+            r.owner_uid = owner_uid;
             result.files.push(r);
             continue;
         }
-        let (anchor, rel, _) = split_anchor(&f.home, &f.path);
-        let mut live_lines = Vec::new();
-        let mut live_fps = Vec::new();
-        let outcome = rewrite::rewrite(fs, &anchor, &rel, MAX_KEY_FILE_BYTES, now_ms(), |old| {
-            let keys = authorized_keys::parse(&String::from_utf8_lossy(old)).keys;
-            live_lines = matching_lines(old, &sel);
-            live_fps = fingerprints_of(&keys, &live_lines);
-            (!live_lines.is_empty()).then(|| without_lines(old, &live_lines))
+        let (anchor, rel, _) = split_anchor(&t.account.home, &t.path);
+        let outcome = rewrite::rewrite(fs, &anchor, &rel, max, now_ms(), |line| {
+            line_match(line, &sel)
         });
         match outcome {
             Ok(Some(w)) => {
-                let mut r = file_result(f, "removed", live_lines, String::new());
-                r.line_fingerprints = live_fps;
+                let mut r = file_result(t, "removed", w.lines, String::new());
+                r.line_fingerprints = w.fingerprints;
                 r.backup = w.backup;
+                r.mode = w.mode;
+                r.owner_uid = w.uid;
                 result.files.push(r);
-                removed_paths.push(f.path.clone());
+                removed.push(t.clone());
             }
-            Ok(None) => {} // gone since the scan: nothing to do.
+            // Gone between the scan and the lock: another sweep (a shared
+            // home, a second command) removed it. The key is not there.
+            Ok(None) => {
+                let mut r = file_result(
+                    t,
+                    "absent",
+                    vec![],
+                    "already removed by another writer before this sweep took the file's lock"
+                        .into(),
+                );
+                r.mode = mode;
+                r.owner_uid = owner_uid;
+                result.files.push(r);
+                removed.push(t.clone());
+            }
             Err(e) => {
                 let status = if matches!(e, rewrite::RewriteError::Symlink { .. }) {
                     "refused"
                 } else {
                     "failed"
                 };
-                let mut r = file_result(f, status, lines, e.to_string());
-                r.line_fingerprints = fingerprints_of(&f.keys, &r.lines);
+                let mut r = file_result(t, status, lines, e.to_string());
+                r.line_fingerprints = fingerprints;
                 result.files.push(r);
             }
         }
     }
-    if !removed_paths.is_empty() {
-        verify(fs, &sel, &mut result);
+    if !removed.is_empty() {
+        verify(fs, &sel, &removed, max, &mut result);
     }
     result
         .files
         .sort_by(|a, b| (&a.path, &a.user).cmp(&(&b.path, &b.user)));
-    let bad = result
+    let mut bad = result
         .files
         .iter()
         .filter(|f| f.status == "refused" || f.status == "failed")
@@ -174,7 +149,6 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
         .filter(|f| f.status == "removed" || f.status == "would_remove")
         .map(|f| f.lines.len())
         .sum();
-    result.status = if bad > 0 { "failed" } else { "done" }.into();
     let verb = if cmd.remove {
         "removed"
     } else {
@@ -184,30 +158,46 @@ pub fn run(fs: &HostFs, id: &str, cmd: &SweepCommand) -> CommandResult {
     if bad > 0 {
         result.message += &format!("; {bad} key file(s) could not be checked or changed");
     }
+    if let Some(why) = &plan.accounts_incomplete {
+        bad += 1;
+        result.message += &format!("; {why}");
+    }
+    result.status = if bad > 0 { "failed" } else { "done" }.into();
     result
 }
 
-/// Scans again: a removed file that still holds the key is a failure.
-fn verify(fs: &HostFs, sel: &KeySelector, result: &mut CommandResult) {
-    let after = match collect_ssh_keys(fs) {
-        Ok(s) => s,
-        Err(e) => {
-            for f in result.files.iter_mut().filter(|f| f.status == "removed") {
-                f.status = "failed".into();
-                f.message = format!("removed, but the re-scan failed: {e}");
+/// Reads each changed file again, to its end: one that still holds the key
+/// (or can no longer be read) is a failure.
+fn verify(
+    fs: &HostFs,
+    sel: &KeySelector,
+    changed: &[KeyFileTarget],
+    max: u64,
+    result: &mut CommandResult,
+) {
+    for t in changed {
+        let why = match scan_file(fs, t, sel, max) {
+            FileScan::Absent => continue,
+            FileScan::Read { lines, .. } if lines.is_empty() => continue,
+            FileScan::Read { lines, .. } => format!(
+                "the key is still there after the rewrite (line(s) {})",
+                lines
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            FileScan::Refused(e) | FileScan::Failed(e) => {
+                format!("changed, but the re-scan could not read it: {e}")
             }
-            return;
-        }
-    };
-    for f in result.files.iter_mut().filter(|f| f.status == "removed") {
-        if let Some(now) = after
+        };
+        for f in result
             .files
-            .iter()
-            .find(|a| a.path == f.path && a.user == f.user)
-            && now.keys.iter().any(|k| matches(k, sel))
+            .iter_mut()
+            .filter(|f| f.path == t.path && f.user == t.account.name)
         {
             f.status = "failed".into();
-            f.message = "the key is still there after the rewrite".into();
+            f.message = why.clone();
         }
     }
 }
@@ -215,6 +205,8 @@ fn verify(fs: &HostFs, sel: &KeySelector, result: &mut CommandResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::ssh_keys::collect_ssh_keys;
+    use crate::parse::authorized_keys;
 
     const K1: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKJr3PHt5FWncy1NESBWmLjAjeouLelJ5pwqz4S6JAtX";
@@ -310,11 +302,46 @@ mod tests {
         assert_eq!(left, "ssh-rsa AAAA bad\n");
     }
 
+    /// The attack: 1,100 comment lines of ~1 KiB, then the key. The
+    /// snapshot's 1 MiB read misses it and says so; the sweep reads to the
+    /// end, removes it, and a file past the sweep's own bound fails the host.
     #[test]
-    fn removes_only_the_named_lines_byte_for_byte() {
-        let b = b"a\r\nb\nc\xff\nd";
-        assert_eq!(without_lines(b, &[2]), b"a\r\nc\xff\nd");
-        assert_eq!(without_lines(b, &[4]), b"a\r\nb\nc\xff\n");
-        assert_eq!(without_lines(b, &[]), b.to_vec());
+    fn a_key_past_the_snapshot_bound_is_swept_or_the_host_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |rel: &str, b: &[u8]| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        };
+        w("etc/passwd", b"al:x:1000:1000::/home/al:/bin/sh\n");
+        let pad = format!("# {}\n", "p".repeat(1021));
+        let mut body = pad.repeat(1100);
+        body += &format!("{K2} stays\n{K1} leaver\n");
+        w("home/al/.ssh/authorized_keys", body.as_bytes());
+        let fs = HostFs::new(d.path());
+        let section = collect_ssh_keys(&fs).unwrap();
+        let f = &section.files[0];
+        assert!(f.keys.is_empty(), "{:?}", f.keys);
+        assert!(f.incomplete.contains("larger than 1048576 bytes"), "{f:?}");
+
+        let dry = run(&fs, "s", &sweep(false));
+        assert_eq!(dry.status, "done", "{dry:?}");
+        assert_eq!(dry.files[0].lines, vec![1102]);
+        // Past the sweep's bound: no proof, the host fails and nothing changes.
+        let small = run_bounded(&fs, "s", &sweep(true), 1 << 20);
+        assert_eq!(small.status, "failed", "{small:?}");
+        assert!(
+            small.files[0].message.contains("not read to its end"),
+            "{small:?}"
+        );
+        let r = run(&fs, "s", &sweep(true));
+        assert_eq!(r.status, "done", "{r:?}");
+        assert_eq!(r.files[0].status, "removed");
+        assert_eq!(r.files[0].lines, vec![1102]);
+        let left = std::fs::read_to_string(d.path().join("home/al/.ssh/authorized_keys")).unwrap();
+        let keys = authorized_keys::parse(&left).keys;
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].comment, "stays");
+        assert_eq!(left.len(), body.len() - K1.len() - " leaver\n".len());
     }
 }

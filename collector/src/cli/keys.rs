@@ -315,6 +315,31 @@ pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write)
         }
         write!(out, "{}", t.render())?;
     }
+    if !resp.unread_files.is_empty() {
+        let mut hosts: Vec<&str> = resp
+            .unread_files
+            .iter()
+            .map(|f| f.host_id.as_str())
+            .collect();
+        hosts.dedup();
+        writeln!(
+            out,
+            "not proven on {}: {} could not be read completely, so the key may be in them (a sweep re-reads them to the end or fails that host):",
+            count(hosts.len() as u64, "host"),
+            count(resp.unread_files.len() as u64, "key file")
+        )?;
+        let mut t = Table::new(["HOST ID", "HOSTNAME", "USER", "FILE", "WHY"]);
+        for f in &resp.unread_files {
+            t.row([
+                f.host_id.clone(),
+                f.hostname.clone(),
+                f.user.clone(),
+                f.path.clone(),
+                f.reason.clone(),
+            ]);
+        }
+        write!(out, "{}", t.render())?;
+    }
     Ok(())
 }
 
@@ -496,7 +521,7 @@ fn report(
                 let result = if f.message.is_empty() {
                     f.status.clone()
                 } else {
-                    format!("{}: {}", f.status, clip(&f.message, 80))
+                    format!("{}: {}", f.status, f.message)
                 };
                 t.row([
                     h.host_id.clone(),

@@ -116,6 +116,7 @@ pub fn find_keys(
         hosts_indexed: u32::try_from(idx.hosts_indexed()).unwrap_or(u32::MAX),
         selector: Some(sel),
         command_hosts,
+        unread_files: idx.unread_files(),
     })
 }
 
