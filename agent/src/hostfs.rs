@@ -319,6 +319,17 @@ fn open_regular(
 
 fn read_bounded(real: &Path, display: &str, max: u64, nofollow: bool) -> Result<FileText, FsError> {
     let (file, meta) = open_regular(real, display, nofollow)?;
+    read_opened(file, &meta, display, max)
+}
+
+/// Reads at most `max` bytes of a file opened with
+/// [`HostFs::open_user_file`] (after its metadata was checked).
+pub fn read_opened(
+    file: File,
+    meta: &fs::Metadata,
+    display: &str,
+    max: u64,
+) -> Result<FileText, FsError> {
     let mut buf = Vec::with_capacity(meta.len().min(max) as usize);
     file.take(max + 1)
         .read_to_end(&mut buf)

@@ -10,7 +10,7 @@ use std::path::Path;
 use driftwatch_common::proto::{AuthorizedKeysFile, SshKeysSection, SshdSettings, section::Body};
 
 use super::{Collector, Context, SectionError, passwd};
-use crate::hostfs::{FileText, FsError, HostFs, MAX_CONFIG_BYTES};
+use crate::hostfs::{FileText, FsError, HostFs, MAX_CONFIG_BYTES, read_opened};
 use crate::parse::{authorized_keys, sshd_config};
 
 /// Larger key files are cut here and flagged `truncated`.
@@ -296,9 +296,27 @@ fn key_file(
         pattern: pattern.to_string(),
         ..Default::default()
     };
-    let read = fs.read_user_file(&anchor, &rel, MAX_KEY_FILE_BYTES);
+    let read = fs.open_user_file(&anchor, &rel).and_then(|(file, meta)| {
+        if let Some((flag, why)) = not_the_users(&meta, acct) {
+            return Ok(Err((meta, flag, why)));
+        }
+        read_opened(file, &meta, path, MAX_KEY_FILE_BYTES).map(Ok)
+    });
     let t = match read {
-        Ok(t) => t,
+        Ok(Ok(t)) => t,
+        // Never parsed, so no line of it (a root-only file linked in) is sent.
+        Ok(Err((meta, flag, why))) => {
+            use std::os::unix::fs::MetadataExt;
+            f.owner_uid = meta.uid();
+            f.owner_gid = meta.gid();
+            f.mode = meta.mode() & 0o7777;
+            f.size_bytes = meta.len();
+            f.flags.push(flag.into());
+            f.flags.sort();
+            f.error = format!("{path}: {why}");
+            f.incomplete = f.error.clone();
+            return Some(f);
+        }
         Err(e) if e.is_not_found() => return None,
         Err(e) => {
             f.flags.push(
@@ -334,6 +352,38 @@ fn key_file(
     f.keys = parsed.keys;
     f.malformed = parsed.malformed;
     Some(f)
+}
+
+/// Why a key file is not the account's own to parse: a hard link (its
+/// text may be any file of the same filesystem, a root-only one included)
+/// or an owner that is neither the user nor root (sshd's StrictModes
+/// refuses it; its text is someone else's).
+fn not_the_users(
+    meta: &std::fs::Metadata,
+    acct: &passwd::Account,
+) -> Option<(&'static str, String)> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.nlink() > 1 {
+        return Some((
+            "hard_linked",
+            format!(
+                "has {} hard links: not parsed and its text not sent (a hard link can put another file's content here); check which file it is (find -samefile)",
+                meta.nlink()
+            ),
+        ));
+    }
+    if meta.uid() != acct.uid && meta.uid() != 0 {
+        return Some((
+            "file_bad_owner",
+            format!(
+                "owned by uid {}, neither {} (uid {}) nor root: not parsed and its text not sent (sshd's StrictModes refuses it)",
+                meta.uid(),
+                acct.name,
+                acct.uid
+            ),
+        ));
+    }
+    None
 }
 
 /// Splits a key file path into the directory reads start from and the

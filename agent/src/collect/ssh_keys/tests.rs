@@ -374,6 +374,35 @@ fn fake_host_tree_field_by_field() {
 
     let m = file(&s, "/home/mallory/.ssh/authorized_keys");
     assert_eq!(m.flags, vec!["file_bad_owner"]);
+    assert!(m.keys.is_empty() && m.malformed.is_empty(), "{m:?}");
+    assert!(m.incomplete.contains("not parsed"), "{m:?}");
+}
+
+/// A root-only file hard-linked into a home: sshd would read it, but its
+/// text is not the user's to report; no line of it leaves the host.
+#[test]
+fn hard_linked_key_files_are_named_not_parsed() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    write(r, "/etc/passwd", "al:x:0:0::/home/al:/bin/sh\n", 0o644);
+    write(
+        r,
+        "/etc/secret",
+        "root:$6$saltsalt$notakeyatall:19000:0:99999:7:::\n",
+        0o600,
+    );
+    mkdir(r, "/home/al/.ssh", 0o700);
+    std::fs::hard_link(r.join("etc/secret"), r.join("home/al/.ssh/authorized_keys")).unwrap();
+    let s = collect_ssh_keys(&HostFs::new(r)).unwrap();
+    let f = file(&s, "/home/al/.ssh/authorized_keys");
+    assert_eq!(f.flags, vec!["hard_linked"]);
+    assert!(f.keys.is_empty() && f.malformed.is_empty(), "{f:?}");
+    assert!(f.incomplete.contains("2 hard links"), "{f:?}");
+    let wire = prost::Message::encode_to_vec(&s);
+    assert!(
+        !wire.windows(4).any(|w| w == b"$6$s"),
+        "the linked file's text is not in the section"
+    );
 }
 
 #[test]
