@@ -292,3 +292,26 @@ fn garbage_never_panics() {
         let _ = parse(t, &RotationPolicy::default());
     }
 }
+
+#[test]
+fn upstream_bad_unit_samples_skip_their_stanza_even_over_a_script_with_braces() {
+    let p = parse_fixture("logrotate-test-bad-size-unit-skips-stanza.in");
+    let r = only_rules(&p);
+    assert_eq!(r.len(), 1);
+    assert!(
+        r[0].skipped
+            .as_deref()
+            .unwrap()
+            .contains("unknown unit `x`")
+    );
+    let p = parse_fixture("logrotate-test-bad-unit-script-with-braces.in");
+    let r = only_rules(&p);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].skipped.is_some());
+    assert_eq!(r[1].skipped, None);
+    assert_eq!(r[1].policy.rotate, Some(1));
+    assert_eq!(r[1].policy.scripts, ["firstaction"]);
+    let p = parse_fixture("logrotate-test-ignoreduplicates-then-glob.in");
+    let r = only_rules(&p);
+    assert!(r[0].policy.ignoreduplicates && !r[1].policy.ignoreduplicates);
+}
