@@ -375,3 +375,88 @@ fn one_host_cannot_decide_an_images_baseline() {
         "{app}"
     );
 }
+
+fn collector_cmd(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(bin("driftwatch-collector"));
+    c.args(args).stdin(std::process::Stdio::null());
+    c
+}
+
+#[test]
+fn backup_of_a_running_collector_restores_checks_and_answers_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let data = tmp.path().join("data");
+    let c = CollectorProc::start(&pki, &data, None);
+    let a = RawHost::new(&pki, &c.url, "h1", tmp.path());
+    let b = RawHost::new(&pki, &c.url, "h2", tmp.path());
+    for seq in 1..=3 {
+        a.send(snapshot(seq, seq as i64, &format!("a{seq}")))
+            .unwrap();
+    }
+    b.send(snapshot(1, 1, "b")).unwrap();
+
+    // Online: the running collector holds sled's lock, so the copy is
+    // taken inside it, over the admin API.
+    let file = tmp.path().join("store.backup");
+    let out = collector_cmd(&["backup", "--out", file.to_str().unwrap()])
+        .env("DRIFTWATCH_COLLECTOR", &c.url)
+        .env("DRIFTWATCH_CA", pki.ca())
+        .env("DRIFTWATCH_CERT", pki.dir.join("admin.pem"))
+        .env("DRIFTWATCH_KEY", pki.dir.join("admin-key.pem"))
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let offline = collector_cmd(&["backup", "--out", "x", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(offline.status.code(), Some(3), "{}", stderr_of(&offline));
+    assert!(
+        stderr_of(&offline).contains("in use"),
+        "{}",
+        stderr_of(&offline)
+    );
+
+    let restored = tmp.path().join("restored");
+    let r = [
+        "restore",
+        "--from",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ];
+    run_ok(&mut collector_cmd(&r));
+    let again = collector_cmd(&r).output().unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(3),
+        "not into a used dir: {}",
+        stderr_of(&again)
+    );
+    let chk = run_ok(&mut collector_cmd(&[
+        "check",
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]));
+    assert!(stderr_of(&chk).contains("hosts 2"), "{}", stderr_of(&chk));
+
+    let c2 = CollectorProc::start(&pki, &restored, None);
+    for args in [&["hosts"][..], &["history", "h1"], &["history", "h2"]] {
+        let mut want = cli_json(&pki, &c.url, args);
+        let mut got = cli_json(&pki, &c2.url, args);
+        // Whether an agent stream is open is not stored.
+        for v in [&mut want, &mut got] {
+            for h in v["hosts"].as_array_mut().into_iter().flatten() {
+                h["connected"] = serde_json::Value::Null;
+            }
+        }
+        assert_eq!(got, want, "{args:?}");
+    }
+    drop(c2);
+    assert!(c.stop());
+}

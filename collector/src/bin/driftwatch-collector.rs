@@ -18,7 +18,10 @@ fn main() -> ExitCode {
                 "driftwatch-collector: {}",
                 driftwatch_common::client::error_chain(e.as_ref())
             );
-            ExitCode::from(1)
+            ExitCode::from(
+                e.downcast_ref::<driftwatch_collector::serve_cli::Exit>()
+                    .map_or(1, |x| x.code),
+            )
         }
     }
 }

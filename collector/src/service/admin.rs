@@ -1,8 +1,8 @@
 use driftwatch_common::proto::admin_server::Admin;
 use driftwatch_common::proto::{
-    ApproveBaselineRequest, Baseline, DiffRequest, DiffResponse, DriftRequest, DriftResponse,
-    HistoryRequest, HistoryResponse, ListBaselinesRequest, ListBaselinesResponse,
-    SetBaselineRequest, SetBaselineResponse,
+    ApproveBaselineRequest, BackupChunk, BackupRequest, Baseline, DiffRequest, DiffResponse,
+    DriftRequest, DriftResponse, HistoryRequest, HistoryResponse, ListBaselinesRequest,
+    ListBaselinesResponse, SetBaselineRequest, SetBaselineResponse,
 };
 use driftwatch_common::proto::{
     CreateTokenRequest, CreateTokenResponse, ForgetHostRequest, ForgetHostResponse, GetHostRequest,
@@ -603,6 +603,52 @@ impl Admin for AdminService {
             baselines,
             candidates,
         }))
+    }
+
+    type BackupStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<BackupChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn backup(
+        &self,
+        req: Request<BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let admin = auth::require_admin(&req)?;
+        // Copied inside the collector while writes wait (a local file, so
+        // a slow client never holds them off), then streamed.
+        let (path, counts) = self.state.blocking(|s| s.backup_to_file()).await?;
+        info!(%admin, ?counts, "backup taken");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let sent = async {
+                let mut f = tokio::fs::File::open(&path).await?;
+                loop {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let n = f.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                    buf.truncate(n);
+                    if tx.send(Ok(BackupChunk { data: buf })).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            .await;
+            if let Err(e) = sent {
+                let _ = tx
+                    .send(Err(Status::internal(format!(
+                        "reading backup {}: {e}",
+                        path.display()
+                    ))))
+                    .await;
+            }
+            let _ = tokio::fs::remove_file(&path).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn approve_baseline(

@@ -1,6 +1,7 @@
 //! Storage behind a trait: the services speak [`Store`]; only the adapter
 //! (sled today) knows the on-disk encoding.
 
+pub mod backup;
 mod drift_store;
 mod durable;
 mod forget;
@@ -33,8 +34,14 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
-    #[error("stored record {key} is corrupt: {reason}")]
+    #[error(
+        "stored record {key} is corrupt: {reason} (`driftwatch-collector check --data-dir DIR` lists every damaged record; restore the last backup with `driftwatch-collector restore`)"
+    )]
     Corrupt { key: String, reason: String },
+    #[error(
+        "data file {path} is damaged ({reason}): the collector cannot start on it. Keep the dir for inspection, restore the last backup into an empty dir (`driftwatch-collector restore --from BACKUP --data-dir NEW_DIR`) and start with --data-dir NEW_DIR"
+    )]
+    Damaged { path: String, reason: String },
     #[error(
         "data dir {path} was written by schema version {found}, this collector understands {expected}: upgrade the collector"
     )]
@@ -118,6 +125,9 @@ pub trait Store: SweepStore + Send + Sync + 'static {
         baseline: &Baseline,
         quorum: usize,
     ) -> Result<CandidateOutcome, StoreError>;
+    /// Writes a consistent backup into a new 0600 file inside the data
+    /// dir (the caller streams and removes it); returns its path.
+    fn backup_to_file(&self) -> Result<(std::path::PathBuf, backup::Counts), StoreError>;
     fn baseline_candidates(&self) -> Result<Vec<BaselineCandidate>, StoreError>;
     /// Makes `from_host`'s candidate the image's baseline; None when that
     /// host uploaded none for the image.

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use driftwatch_common::proto::{
     Baseline, BaselineCandidate, Finding, HostSummary, Label, Section, Snapshot, SnapshotRecord,
@@ -49,6 +49,10 @@ pub struct SledStore {
     pub(super) baseline_candidates: sled::Tree,
     pub(super) baseline_votes: sled::Tree,
     pub(super) candidates_lock: Mutex<()>,
+    /// Writers hold it shared; a backup holds it exclusively while it
+    /// copies, so it sees every tree at one instant (a report's trees are
+    /// written together, and a backup must not split them).
+    pub(super) write_gate: RwLock<()>,
     tokens: sled::Tree,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
 }
@@ -85,6 +89,35 @@ pub(super) fn decode<M: Message + Default>(key: &[u8], v: &[u8]) -> Result<M, St
 /// report, so a smaller cache costs little.
 const CACHE_BYTES: u64 = 64 << 20;
 
+/// Opens sled, turning a panic on a damaged log (what sled 0.34 does when
+/// its `db` file holds garbage) into an error that names the file. The
+/// panic's own report is kept off stderr: the error says it better.
+fn open_sled(dir: &Path) -> Result<Result<sled::Db, StoreError>, sled::Error> {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| {
+        sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+    });
+    std::panic::set_hook(quiet);
+    match opened {
+        Ok(r) => r.map(Ok),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "sled panicked while reading it".into());
+            Ok(Err(StoreError::Damaged {
+                path: dir.join("db").display().to_string(),
+                reason,
+            }))
+        }
+    }
+}
+
 impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let tightened = super::private::make_private(dir).map_err(|e| io(dir, e))?;
@@ -95,24 +128,29 @@ impl SledStore {
                 "data dir was readable by others: took group and other permissions off"
             );
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as ErrorKind::Other with this
-                // text (the EWOULDBLOCK is only inside its message).
-                sled::Error::Io(ioe)
-                    if ioe.kind() == std::io::ErrorKind::WouldBlock
-                        || ioe.to_string().contains("could not acquire lock") =>
-                {
-                    StoreError::Locked {
-                        path: dir.display().to_string(),
-                        reason: ioe.to_string(),
-                    }
+        let db = open_sled(dir).map_err(|e| match e {
+            // sled reports a held lock as ErrorKind::Other with this
+            // text (the EWOULDBLOCK is only inside its message).
+            sled::Error::Io(ioe)
+                if ioe.kind() == std::io::ErrorKind::WouldBlock
+                    || ioe.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked {
+                    path: dir.display().to_string(),
+                    reason: ioe.to_string(),
                 }
-                other => StoreError::Sled(other),
-            })?;
+            }
+            // What sled says of a damaged conf or log at open.
+            sled::Error::Corruption { .. } => StoreError::Damaged {
+                path: format!("{}/conf or {}/db", dir.display(), dir.display()),
+                reason: "sled reports corruption".into(),
+            },
+            sled::Error::Unsupported(m) => StoreError::Damaged {
+                path: format!("{}/conf or {}/db", dir.display(), dir.display()),
+                reason: m,
+            },
+            other => StoreError::Sled(other),
+        })??;
         let meta = db.open_tree("meta")?;
         let mut migrate_from = None;
         match meta.get("schema")? {
@@ -142,6 +180,7 @@ impl SledStore {
             baseline_candidates: db.open_tree("baseline_candidates")?,
             baseline_votes: db.open_tree("baseline_votes")?,
             candidates_lock: Mutex::new(()),
+            write_gate: RwLock::new(()),
             tokens: db.open_tree("tokens")?,
             meta,
             db,
@@ -159,6 +198,11 @@ impl SledStore {
         }
         store.sync()?;
         Ok(store)
+    }
+
+    /// Held by every write (see `write_gate`).
+    pub(super) fn writing(&self) -> RwLockReadGuard<'_, ()> {
+        self.write_gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn host_record(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError> {
@@ -182,6 +226,7 @@ impl Store for SledStore {
         snap: &Snapshot,
         now_ms: i64,
     ) -> Result<PutOutcome, StoreError> {
+        let _w = self.writing();
         self.put_report(host_id, snap, now_ms)
     }
 
@@ -194,6 +239,7 @@ impl Store for SledStore {
     }
 
     fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
+        let _w = self.writing();
         self.prune_inner(cutoff_ms)
     }
 
@@ -202,6 +248,7 @@ impl Store for SledStore {
     }
 
     fn put_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.put_findings_inner(findings)
     }
 
@@ -214,6 +261,7 @@ impl Store for SledStore {
     }
 
     fn put_baseline(&self, baseline: &Baseline, overwrite: bool) -> Result<bool, StoreError> {
+        let _w = self.writing();
         self.put_baseline_inner(baseline, overwrite)
     }
 
@@ -223,7 +271,30 @@ impl Store for SledStore {
         baseline: &Baseline,
         quorum: usize,
     ) -> Result<CandidateOutcome, StoreError> {
+        let _w = self.writing();
         self.put_candidate_inner(host_id, baseline, quorum)
+    }
+
+    fn backup_to_file(&self) -> Result<(PathBuf, super::backup::Counts), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(format!(
+            "backup.partial-{}",
+            driftwatch_common::time::now_ms()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(super::private::FILE_MODE)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        let mut w = std::io::BufWriter::new(file);
+        match self.export(&mut w) {
+            Ok(counts) => Ok((path, counts)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
     }
 
     fn baseline_candidates(&self) -> Result<Vec<BaselineCandidate>, StoreError> {
@@ -236,6 +307,7 @@ impl Store for SledStore {
         from_host: &str,
         by: &str,
     ) -> Result<Option<Baseline>, StoreError> {
+        let _w = self.writing();
         self.approve_inner(image_id, from_host, by)
     }
 
@@ -283,6 +355,7 @@ impl Store for SledStore {
     }
 
     fn create_token(&self, token: &Token) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.tokens.insert(token.id.as_bytes(), encode(token))?;
         Ok(())
     }
@@ -305,6 +378,7 @@ impl Store for SledStore {
     }
 
     fn revoke_token(&self, id: &str, now_ms: i64) -> Result<Option<Token>, StoreError> {
+        let _w = self.writing();
         let Some(v) = self.tokens.get(id.as_bytes())? else {
             return Ok(None);
         };
@@ -322,6 +396,7 @@ impl Store for SledStore {
         presented: &str,
         now_ms: i64,
     ) -> Result<Result<Token, TokenError>, StoreError> {
+        let _w = self.writing();
         self.tokens
             .transaction(|tx| {
                 let Some(v) = tx.get(id.as_bytes())? else {
@@ -340,6 +415,7 @@ impl Store for SledStore {
     }
 
     fn enroll_host(&self, host: &HostSummary) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.hosts
             .transaction(|tx| {
                 tx.insert(host.host_id.as_bytes(), encode(host))?;
@@ -365,6 +441,7 @@ impl Store for SledStore {
         by: &str,
         now_ms: i64,
     ) -> Result<Option<HostSummary>, StoreError> {
+        let _w = self.writing();
         self.hosts
             .transaction(|tx| {
                 let Some(v) = tx.get(host_id.as_bytes())? else {
@@ -386,6 +463,7 @@ impl Store for SledStore {
         self.latest_inner(host_id)
     }
     fn forget_host(&self, host_id: &str) -> Result<Option<(HostSummary, u64)>, StoreError> {
+        let _w = self.writing();
         self.forget_inner(host_id)
     }
     fn forgotten_revoked_ids(&self) -> Result<Vec<String>, StoreError> {
@@ -445,6 +523,24 @@ mod tests {
             )],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_damaged_sled_file_is_named_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        let conf = dir.path().join("conf");
+        let mut bytes = std::fs::read(&conf).unwrap();
+        for b in bytes.iter_mut().skip(5).take(8) {
+            *b ^= 0xff;
+        }
+        std::fs::write(&conf, bytes).unwrap();
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("a damaged conf must not open")
+            .to_string();
+        assert!(err.contains("conf") && err.contains("is damaged"), "{err}");
+        assert!(err.contains("driftwatch-collector restore"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub trait SweepStore {
 
 impl SweepStore for SledStore {
     fn put_sweep(&self, job: &SweepJob) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.put_sweep_impl(job)
     }
     fn get_sweep(&self, id: &str) -> Result<Option<SweepJob>, StoreError> {
@@ -82,6 +83,7 @@ impl SweepStore for SledStore {
         host_id: &str,
         f: &dyn Fn(&mut SweepHost) -> bool,
     ) -> Result<Option<SweepHost>, StoreError> {
+        let _w = self.writing();
         self.update_host_entry(&self.sweep_hosts()?, &host_key(id, host_id), f)
     }
     fn mark_sweep_sent(
@@ -90,6 +92,7 @@ impl SweepStore for SledStore {
         host_ids: &[String],
         sent_ms: i64,
     ) -> Result<usize, StoreError> {
+        let _w = self.writing();
         let tree = self.sweep_hosts()?;
         let mut n = 0;
         for h in host_ids {
