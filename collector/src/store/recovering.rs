@@ -244,6 +244,10 @@ impl Store for Recovering {
     fn baseline_candidates(&self) -> Result<Vec<BaselineCandidate>, StoreError> {
         self.read(|s| s.baseline_candidates())
     }
+    fn backup_to_file(&self) -> Result<(PathBuf, super::backup::Counts), StoreError> {
+        // Reads the store; the file it writes is not sled's.
+        self.read(|s| s.backup_to_file())
+    }
     fn approve_image_baseline(
         &self,
         image_id: &str,
