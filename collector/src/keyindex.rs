@@ -127,6 +127,10 @@ pub struct KeyIndex {
     hosts: HashMap<Arc<str>, HostKeys>,
     by_fingerprint: Lookup,
     by_comment: Lookup,
+    /// Hosts with key files not read completely: every answer lists those
+    /// files, so they are kept apart instead of found by visiting every
+    /// host on every query.
+    with_unread: HashSet<Arc<str>>,
 }
 
 /// The ssh_keys body of a snapshot, when the report carries one (an
@@ -272,6 +276,9 @@ impl KeyIndex {
                 lines,
             });
         }
+        if !unread.is_empty() {
+            self.with_unread.insert(host.clone());
+        }
         self.hosts.insert(
             host,
             HostKeys {
@@ -309,8 +316,9 @@ impl KeyIndex {
     /// id, user, path.
     pub fn unread_files(&self) -> Vec<UnreadKeyFile> {
         let mut out: Vec<UnreadKeyFile> = self
-            .hosts
+            .with_unread
             .iter()
+            .filter_map(|id| self.hosts.get(id).map(|h| (id, h)))
             .flat_map(|(id, h)| {
                 h.unread.iter().map(|(user, path, why)| UnreadKeyFile {
                     host_id: id.to_string(),
@@ -326,6 +334,7 @@ impl KeyIndex {
     }
 
     pub fn remove_host(&mut self, host_id: &str) {
+        self.with_unread.remove(host_id);
         if let Some(old) = self.hosts.remove(host_id) {
             for l in old.files.iter().flat_map(|f| &f.lines) {
                 forget(&mut self.by_fingerprint, &l.fingerprint, host_id);
@@ -642,6 +651,13 @@ mod tests {
         assert_eq!(cmds[0].command, "/usr/bin/keys-from-ldap %u");
     }
 
+    fn s_again(s: &Snapshot) -> Snapshot {
+        Snapshot {
+            seq: 3,
+            ..s.clone()
+        }
+    }
+
     #[test]
     fn files_not_read_completely_are_answered_with_why() {
         let mut idx = KeyIndex::default();
@@ -663,8 +679,12 @@ mod tests {
         assert_eq!(u[0].reason, "larger than 1048576 bytes");
         assert_eq!(u[1].user, "eve");
         assert!(u[1].reason.contains("symbolic link"));
-        // A newer, complete snapshot clears them.
+        // A newer, complete snapshot clears them; so does a forgotten host.
         idx.update("h1", &snap(2, &[]));
+        assert!(idx.unread_files().is_empty());
+        idx.update("h1", &s_again(&s));
+        assert_eq!(idx.unread_files().len(), 2);
+        idx.remove_host("h1");
         assert!(idx.unread_files().is_empty());
     }
 }
