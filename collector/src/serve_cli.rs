@@ -310,41 +310,54 @@ fn backup(
         .mode(0o600)
         .open(&partial)
         .map_err(|e| fail(format!("{}: {e}", partial.display())))?;
-    let result: Result<String> = match data_dir {
-        Some(dir) => {
-            let store = crate::store::SledStore::open(dir).map_err(|e| fail(e.to_string()))?;
-            let mut w = std::io::BufWriter::new(&mut file);
-            let counts = store.export(&mut w).map_err(|e| fail(e.to_string()))?;
-            w.flush().map_err(|e| fail(e.to_string()))?;
-            Ok(describe(&counts))
-        }
-        None => {
-            let c = conn.resolve().map_err(|e| fail(e.to_string()))?;
-            let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
-            rt.block_on(async {
-                let ch = driftwatch_common::client::connect(&c.url, &c.files)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                let mut client = driftwatch_common::proto::admin_client::AdminClient::new(ch)
-                    .max_decoding_message_size(4 << 20);
-                let mut stream = client
-                    .backup(driftwatch_common::proto::BackupRequest {})
-                    .await
-                    .map_err(|s| fail(driftwatch_common::client::explain_status("backing up", &s)))?
-                    .into_inner();
-                let mut bytes = 0usize;
-                while let Some(chunk) = stream.message().await.map_err(|s| {
-                    fail(driftwatch_common::client::explain_status("backing up", &s))
-                })? {
-                    bytes += chunk.data.len();
-                    file.write_all(&chunk.data)
+    let mut write = || -> Result<String> {
+        match data_dir {
+            Some(dir) => {
+                let store = crate::store::SledStore::open(dir).map_err(|e| fail(e.to_string()))?;
+                let mut w = std::io::BufWriter::new(&mut file);
+                let counts = store.export(&mut w).map_err(|e| fail(e.to_string()))?;
+                w.flush().map_err(|e| fail(e.to_string()))?;
+                Ok(describe(&counts))
+            }
+            None => {
+                let c = conn.resolve().map_err(|e| fail(e.to_string()))?;
+                let rt =
+                    tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+                rt.block_on(async {
+                    let ch = driftwatch_common::client::connect(&c.url, &c.files)
+                        .await
                         .map_err(|e| fail(e.to_string()))?;
-                }
-                Ok(format!("{bytes} bytes from {}", c.url))
-            })
+                    let mut client = driftwatch_common::proto::admin_client::AdminClient::new(ch)
+                        .max_decoding_message_size(4 << 20);
+                    let mut stream = client
+                        .backup(driftwatch_common::proto::BackupRequest {})
+                        .await
+                        .map_err(|s| {
+                            fail(driftwatch_common::client::explain_status("backing up", &s))
+                        })?
+                        .into_inner();
+                    let mut bytes = 0usize;
+                    while let Some(chunk) = stream.message().await.map_err(|s| {
+                        fail(driftwatch_common::client::explain_status("backing up", &s))
+                    })? {
+                        bytes += chunk.data.len();
+                        file.write_all(&chunk.data)
+                            .map_err(|e| fail(e.to_string()))?;
+                    }
+                    Ok(format!("{bytes} bytes from {}", c.url))
+                })
+            }
         }
     };
-    let what = result?;
+    let result = write();
+    let what = match result {
+        Ok(w) => w,
+        Err(e) => {
+            // Nothing half-written is left behind to be taken for a backup.
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
     file.sync_all().map_err(|e| fail(e.to_string()))?;
     std::fs::rename(&partial, out).map_err(|e| fail(e.to_string()))?;
     eprintln!("wrote {}: {what}", out.display());

@@ -412,14 +412,25 @@ fn backup_of_a_running_collector_restores_checks_and_answers_the_same() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let offline = collector_cmd(&["backup", "--out", "x", "--data-dir", data.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let refused = tmp.path().join("refused.backup");
+    let offline = collector_cmd(&[
+        "backup",
+        "--out",
+        refused.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     assert_eq!(offline.status.code(), Some(3), "{}", stderr_of(&offline));
     assert!(
         stderr_of(&offline).contains("in use"),
         "{}",
         stderr_of(&offline)
+    );
+    assert!(
+        !refused.exists() && !refused.with_extension("partial").exists(),
+        "a failed backup leaves no file"
     );
 
     let restored = tmp.path().join("restored");
