@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use driftwatch_common::client::MAX_MESSAGE_BYTES_LIMIT;
 use driftwatch_common::time::parse_duration;
 use serde::Deserialize;
 
@@ -197,13 +198,20 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         idle_timeout: duration_or(l.idle_timeout.as_deref(), d.idle_timeout)?
             .max(Duration::from_secs(1)),
     };
+    let max_message_bytes = l.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+    if max_message_bytes > MAX_MESSAGE_BYTES_LIMIT {
+        return Err(format!(
+            "limits.max_message_bytes = {max_message_bytes} is over {MAX_MESSAGE_BYTES_LIMIT}: \
+             the CLI could not decode a host show of such a report"
+        ));
+    }
     Ok(ServeConfig {
         listen,
         metrics_listen,
         data_dir,
         pki_dir,
         limits,
-        max_message_bytes: l.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+        max_message_bytes,
         shutdown_grace: file
             .shutdown_grace
             .as_deref()

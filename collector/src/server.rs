@@ -166,7 +166,7 @@ impl Collector {
             state: self.state.clone(),
         })
         .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+        .max_encoding_message_size(driftwatch_common::client::admin_response_limit(max));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(l) = self.metrics_listener {

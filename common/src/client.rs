@@ -34,6 +34,25 @@ pub enum ConnectError {
     },
 }
 
+/// The largest Admin response the CLI decodes. The collector refuses to
+/// encode more ([`admin_response_limit`]), so a large host's `host show`
+/// is answered whole instead of failing on tonic's 4 MiB default.
+pub const ADMIN_RESPONSE_MAX_BYTES: usize = 1 << 30;
+
+/// The largest message a collector accepts (`max_message_bytes`) for which
+/// every Admin answer still fits [`ADMIN_RESPONSE_MAX_BYTES`].
+pub const MAX_MESSAGE_BYTES_LIMIT: usize = ADMIN_RESPONSE_MAX_BYTES / 4;
+
+/// What the collector may send in one Admin answer: a stored snapshot is a
+/// report (at most `max_message_bytes`) plus what the collector stamps on
+/// it, and a diff or history answer is derived from two snapshots; four
+/// times the message limit covers both.
+pub fn admin_response_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(4)
+        .min(ADMIN_RESPONSE_MAX_BYTES)
+}
+
 pub async fn connect(url: &str, files: &ClientFiles) -> Result<Channel, ConnectError> {
     connect_from(url, files, None).await
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use driftwatch_common::proto::EnrollRequest;
 use driftwatch_common::proto::agent_client::AgentClient;
 use driftwatch_common::tls::ClientFiles;
-use driftwatch_tests::{CollectorProc, Pki, cli};
+use driftwatch_tests::{CollectorProc, Pki, cli, cli_json, run_ok};
 
 fn no_cert(pki: &Pki) -> ClientFiles {
     ClientFiles {
@@ -375,9 +375,18 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 /// A snapshot whose processes section is just under the 16 MiB message
 /// limit: every process distinct, so nothing groups away.
 fn huge_snapshot(seq: u64) -> driftwatch_common::proto::Snapshot {
+    let snap = snapshot_with_processes(seq, 400_000);
+    assert!(
+        prost::Message::encoded_len(&snap) < 16 << 20,
+        "{}",
+        prost::Message::encoded_len(&snap)
+    );
+    snap
+}
+
+fn snapshot_with_processes(seq: u64, n: u32) -> driftwatch_common::proto::Snapshot {
     use driftwatch_common::proto::{Process, ProcessesSection, Section, Snapshot, section};
-    use prost::Message;
-    let processes: Vec<Process> = (0..400_000u32)
+    let processes: Vec<Process> = (0..n)
         .map(|i| Process {
             pid: i + 1,
             user: "root".into(),
@@ -386,7 +395,7 @@ fn huge_snapshot(seq: u64) -> driftwatch_common::proto::Snapshot {
             ..Default::default()
         })
         .collect();
-    let snap = Snapshot {
+    Snapshot {
         seq,
         collected_at_ms: 1,
         sections: vec![Section {
@@ -396,9 +405,7 @@ fn huge_snapshot(seq: u64) -> driftwatch_common::proto::Snapshot {
             ..Default::default()
         }],
         ..Default::default()
-    };
-    assert!(snap.encoded_len() < 16 << 20, "{}", snap.encoded_len());
-    snap
+    }
 }
 
 #[test]
@@ -461,4 +468,47 @@ fn four_concurrent_huge_reports_from_one_host_are_taken_one_at_a_time() {
         after < 1024 * 1024,
         "collector peaked at {after} KiB for four concurrent huge reports"
     );
+}
+
+#[test]
+fn a_large_host_is_shown_whole_by_the_cli() {
+    use driftwatch_common::proto::ReportRequest;
+    let d = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&d.path().join("pki"));
+    let c = CollectorProc::start(&pki, &d.path().join("data"), None);
+    let (cert, key) = pki.issue_host("large", &d.path().join("large"));
+    let files = ClientFiles {
+        ca: pki.ca(),
+        cert: Some(cert),
+        key: Some(key),
+    };
+    // ~6 MB: over tonic's 4 MiB default, well under the 16 MiB a report may be.
+    let snap = snapshot_with_processes(1, 150_000);
+    assert!(prost::Message::encoded_len(&snap) > 5 << 20);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ch = driftwatch_common::client::connect(&c.url, &files)
+            .await
+            .unwrap();
+        AgentClient::new(ch)
+            .max_encoding_message_size(usize::MAX)
+            .report(ReportRequest {
+                snapshot: Some(snap),
+            })
+            .await
+            .unwrap();
+    });
+    let show = cli_json(
+        &pki,
+        &c.url,
+        &["host", "show", "large", "--section", "processes"],
+    );
+    let procs = show["snapshot"]["sections"][0]["body"]["processes"]["processes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(procs, 150_000);
+    let table = run_ok(cli(&pki, &c.url).args(["host", "show", "large", "--limit", "2"]));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("150000 processes"), "{text}");
 }

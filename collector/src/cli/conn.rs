@@ -4,6 +4,7 @@
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
+use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::tls::ClientFiles;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -103,6 +104,13 @@ impl ConnArgs {
 impl Conn {
     pub async fn channel(&self) -> Result<Channel> {
         Ok(driftwatch_common::client::connect(&self.url, &self.files).await?)
+    }
+
+    /// The Admin client every command uses, decoding answers as large as
+    /// the collector may send.
+    pub async fn admin(&self) -> Result<AdminClient<Channel>> {
+        Ok(AdminClient::new(self.channel().await?)
+            .max_decoding_message_size(driftwatch_common::client::ADMIN_RESPONSE_MAX_BYTES))
     }
 }
 

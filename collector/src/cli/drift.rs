@@ -1,7 +1,6 @@
 use std::io::Write;
 
 use anyhow::Result;
-use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{
     ApproveBaselineRequest, DiffRequest, DriftRequest, HistoryRequest, ListBaselinesRequest,
     SectionChanges, SetBaselineRequest,
@@ -39,7 +38,7 @@ pub async fn history(
     out: &mut dyn Write,
 ) -> Result<()> {
     let host = a.host;
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .history(HistoryRequest {
             host: host.into(),
@@ -79,7 +78,7 @@ pub struct DiffArgs<'a> {
 }
 
 pub async fn diff(conn: &Conn, a: DiffArgs<'_>, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .diff(DiffRequest {
             host: a.host.into(),
@@ -112,7 +111,7 @@ pub struct DriftArgs<'a> {
 /// Returns whether an open finding is at or above `--fail-on`.
 pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Write) -> Result<bool> {
     let fail_rank = a.fail_on.and_then(|s| severity_rank(s.as_str()));
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .drift(DriftRequest {
             host: a.host.unwrap_or_default().into(),
@@ -180,7 +179,7 @@ pub async fn baseline_set(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .set_baseline(SetBaselineRequest {
             name: name.into(),
@@ -207,7 +206,7 @@ pub async fn baseline_approve(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .approve_baseline(ApproveBaselineRequest {
             image_id: image_id.into(),
@@ -228,7 +227,7 @@ pub async fn baseline_approve(
 }
 
 pub async fn baseline_list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .list_baselines(ListBaselinesRequest {})
         .await

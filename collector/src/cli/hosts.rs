@@ -1,7 +1,6 @@
 use std::io::Write;
 
 use anyhow::Result;
-use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{
     ForgetHostRequest, GetHostRequest, HostSummary, ListHostsRequest, RevokeHostRequest,
 };
@@ -33,7 +32,7 @@ impl Filter {
 }
 
 pub async fn list(conn: &Conn, filter: &Filter, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let mut resp = client
         .list_hosts(ListHostsRequest {})
         .await
@@ -108,7 +107,7 @@ pub async fn revoke(
         ),
         yes,
     )?;
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .revoke_host(RevokeHostRequest {
             host: host.to_string(),
@@ -143,7 +142,7 @@ pub async fn forget(
         ),
         yes,
     )?;
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .forget_host(ForgetHostRequest { host: host.into() })
         .await
@@ -195,7 +194,7 @@ pub async fn show(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .get_host(GetHostRequest {
             host: host.to_string(),

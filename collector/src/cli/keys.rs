@@ -210,7 +210,7 @@ fn kind_text(kind: &str) -> &'static str {
 pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write) -> Result<()> {
     let wanted = key.wanted()?;
     let selector = selector(&wanted);
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .find_keys(FindKeysRequest {
             selector: Some(selector.clone()),
@@ -416,7 +416,7 @@ pub async fn sweep(
     let wanted = key.wanted()?;
     let selector = selector(&wanted);
     let (timeout, expires) = (args.timeout, args.expires);
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     if args.remove && !args.yes {
         confirm(&mut client, &selector).await?;
     }
@@ -632,7 +632,7 @@ fn per_key(job: &SweepJob, wanted: Option<&[Wanted]>, out: &mut dyn Write) -> Re
 }
 
 pub async fn sweeps(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .list_sweeps(ListSweepsRequest {})
         .await
@@ -670,7 +670,7 @@ pub async fn sweeps(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> 
 }
 
 pub async fn sweep_status(conn: &Conn, id: &str, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let job = client
         .get_sweep(GetSweepRequest { id: id.into() })
         .await

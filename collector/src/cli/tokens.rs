@@ -1,7 +1,6 @@
 use std::io::Write;
 
 use anyhow::Result;
-use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, Token};
 use driftwatch_common::time::format_ms;
 
@@ -25,7 +24,7 @@ pub async fn create(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .create_token(CreateTokenRequest {
             group: group.into(),
@@ -52,7 +51,7 @@ pub async fn create(
 }
 
 pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .list_tokens(ListTokensRequest {})
         .await
@@ -85,7 +84,7 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 pub async fn revoke(conn: &Conn, id: &str, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = AdminClient::new(conn.channel().await?);
+    let mut client = conn.admin().await?;
     let resp = client
         .revoke_token(RevokeTokenRequest { id: id.into() })
         .await
