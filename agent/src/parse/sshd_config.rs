@@ -164,6 +164,7 @@ pub fn evaluate(
 ) -> SshdSettings {
     let mut s = SshdSettings::default();
     walk(&mut s, main_path, main_text, None, 0, load);
+    apply_match_all(&mut s);
     fill_defaults(&mut s);
     s
 }
@@ -184,11 +185,17 @@ fn walk(
     let mut current = inherited;
     for e in parsed.entries {
         match e {
-            // `Match all` ends a conditional block: what follows applies to
-            // every connection the enclosing context applies to.
-            Entry::Match { criteria, .. } if criteria.eq_ignore_ascii_case("all") => {
+            // Inside an included file that a Match block includes, `Match
+            // all` goes back to that block's context.
+            Entry::Match { criteria, .. }
+                if inherited.is_some() && criteria.eq_ignore_ascii_case("all") =>
+            {
                 current = inherited;
             }
+            // Elsewhere `Match all` is a block like any other, not a return to
+            // the global section: what follows is applied when sshd re-reads
+            // the config for a connection, so it overrides a global value
+            // set earlier (`sshd -T -C` shows it; the oracle tests check).
             Entry::Match { line, criteria } => {
                 s.match_blocks.push(SshdMatchBlock {
                     criteria,
@@ -278,6 +285,38 @@ fn problem(file: &str, line: u32, reason: String) -> SshdProblem {
 }
 
 /// Keeps the first global value of the keywords this section reports.
+/// A `Match all` block applies to every connection and, being read when
+/// sshd evaluates Match blocks, overrides a global value set before it
+/// (first value wins among the blocks themselves): the global view shows
+/// what is in force for a connection no other block matches. The blocks
+/// stay listed, in order, for per-user answers.
+fn apply_match_all(s: &mut SshdSettings) {
+    let mut seen = std::collections::HashSet::new();
+    let overrides: Vec<SshdSetting> = s
+        .match_blocks
+        .iter()
+        .filter(|b| b.criteria.eq_ignore_ascii_case("all"))
+        .flat_map(|b| b.settings.iter())
+        .filter(|x| seen.insert(x.keyword.to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    for x in overrides {
+        let args: Vec<String> = x.value.split(' ').map(str::to_string).collect();
+        let lower = x.keyword.to_ascii_lowercase();
+        match lower.as_str() {
+            "authorizedkeysfile" => s.authorized_keys_file = None,
+            "authorizedkeyscommand" => s.authorized_keys_command = None,
+            "authorizedkeyscommanduser" => s.authorized_keys_command_user = None,
+            "trustedusercakeys" => s.trusted_user_ca_keys = None,
+            "passwordauthentication" => s.password_authentication = None,
+            "permitrootlogin" => s.permit_root_login = None,
+            "pubkeyauthentication" => s.pubkey_authentication = None,
+            _ => continue,
+        }
+        apply_global(s, &x.keyword, &args, &x.file, x.line);
+    }
+}
+
 fn apply_global(s: &mut SshdSettings, keyword: &str, args: &[String], file: &str, line: u32) {
     let lower = keyword.to_ascii_lowercase();
     let (slot, name, fold) = match lower.as_str() {
@@ -445,3 +484,6 @@ pub fn expand_authorized_keys(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod oracle;

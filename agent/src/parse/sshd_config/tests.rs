@@ -73,13 +73,24 @@ fn rhel_config_with_includes_and_match_blocks() {
         blocks,
         vec![
             ("group chroot", 25, vec![26, 27, 29]),
-            ("group anything", 36, vec![37, 38])
+            // `Match all` is a block to sshd (what follows overrides global
+            // values, sshd -T -C shows it); its settings also stand as the
+            // global view, since they apply to every connection.
+            ("all", 30, vec![32, 34]),
+            ("group anything", 36, vec![37, 38]),
+            (
+                "all",
+                39,
+                vec![
+                    41, 48, 63, 81, 85, 95, 96, 112, 117, 142, 143, 144, 145, 148
+                ]
+            )
         ]
     );
     assert_eq!(s.match_blocks[0].settings[0].keyword, "this");
     assert_eq!(s.match_blocks[0].settings[0].value, "should be ignored");
     // `don't` is a (bad) keyword to sshd too: the quote is no quote there.
-    assert_eq!(s.match_blocks[1].settings[1].keyword, "don't");
+    assert_eq!(s.match_blocks[2].settings[1].keyword, "don't");
     assert!(s.problems.is_empty(), "{:?}", s.problems);
 }
 
@@ -228,6 +239,7 @@ fn includes_are_followed_in_place_and_inside_match() {
                 "/etc/ssh/sshd_config",
                 vec!["PubkeyAuthentication"]
             ),
+            ("all", "/etc/ssh/sshd_config", vec![]),
         ]
     );
     assert!(
