@@ -13,6 +13,11 @@
 #   rsyslogd       `rsyslogd -N1` oracle for the rsyslog parser (rsyslog)
 #   setfacl, getfacl (acl) and setfattr, getfattr (attr): a sweep's rewrite
 #                  keeps every ACL and extended attribute
+#   syslog-ng      `syslog-ng --syntax-only` oracle for the syslog-ng parser.
+#                  Debian's syslog-ng-core conflicts with rsyslog (both are
+#                  the system logger), so its package is unpacked, not
+#                  installed, into $SYSLOG_NG_ROOT (nothing is started), and
+#                  only its libraries are installed.
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -30,8 +35,27 @@ command -v packer >/dev/null 2>&1 || need+=(packer)
 [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
 command -v setfattr >/dev/null 2>&1 || need+=(attr)
+for lib in libivykis0 libnet1 libpcre3 libglib2.0-0 libjson-c5 libwrap0 libcap2; do
+  dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci-deps: installing ${need[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The test reads the same default (agent/src/parse/syslog_ng/oracle.rs).
+SYSLOG_NG_ROOT=${SYSLOG_NG_ROOT:-/var/cache/driftwatch-tests/syslog-ng}
+if [ ! -x "$SYSLOG_NG_ROOT/usr/sbin/syslog-ng" ]; then
+  echo "ci-deps: unpacking syslog-ng-core into $SYSLOG_NG_ROOT" >&2
+  dl=$(mktemp -d)
+  chmod 0777 "$dl"
+  (cd "$dl" && { apt-get download -qq syslog-ng-core 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq syslog-ng-core; }; })
+  mkdir -p "$SYSLOG_NG_ROOT"
+  dpkg-deb -x "$dl"/syslog-ng-core_*.deb "$SYSLOG_NG_ROOT"
+  # scl.conf lives in /etc/syslog-ng, which SYSLOGNG_PREFIX does not move;
+  # the include directory is searched after it.
+  cp "$SYSLOG_NG_ROOT/etc/syslog-ng/scl.conf" "$SYSLOG_NG_ROOT/usr/share/syslog-ng/include/"
+  rm -rf "$dl"
 fi

@@ -193,3 +193,6 @@ fn destination(name: &str, body: &[Node], commented: bool, out: &mut Parsed) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod oracle;
