@@ -194,3 +194,29 @@ fn fingerprints_match_ssh_keygen_for_every_type_inside_option_lines() {
     let ours: Vec<String> = parsed.keys.iter().map(|k| k.fingerprint.clone()).collect();
     assert_eq!(ours, theirs);
 }
+
+/// OpenSSH's own unit tests record each test key's fingerprint beside it
+/// (`*.fp`): a second oracle, written by OpenSSH itself, for the same
+/// keys and certificates ssh-keygen is asked about above.
+#[test]
+fn fingerprints_match_the_ones_openssh_recorded_for_its_test_keys() {
+    let fps = fixtures_dir().join("ssh/pubkeys-fp");
+    let mut n = 0;
+    for e in std::fs::read_dir(&fps).unwrap() {
+        let p = e.unwrap().path();
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let recorded = std::fs::read_to_string(&p).unwrap();
+        let line = std::fs::read_to_string(fixtures_dir().join(format!("ssh/pubkeys/{stem}.pub")))
+            .unwrap_or_else(|e| panic!("{stem}.pub beside its .fp: {e}"));
+        let parsed = parse(&line);
+        assert!(
+            parsed.malformed.is_empty(),
+            "{stem}: {:?}",
+            parsed.malformed
+        );
+        assert_eq!(parsed.keys.len(), 1, "{stem}");
+        assert_eq!(parsed.keys[0].fingerprint, recorded.trim(), "{stem}");
+        n += 1;
+    }
+    assert!(n >= 15, "only {n} recorded fingerprints");
+}
