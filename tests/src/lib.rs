@@ -292,6 +292,19 @@ pub fn cli(pki: &Pki, url: &str) -> Command {
     c
 }
 
+/// The processes of a `host show --json` answer (its processes section,
+/// found by name).
+pub fn processes_in(show: &serde_json::Value) -> &[serde_json::Value] {
+    show["snapshot"]["sections"]
+        .as_array()
+        .expect("a snapshot with sections")
+        .iter()
+        .find(|s| s["name"] == "processes")
+        .expect("a processes section")["body"]["processes"]["processes"]
+        .as_array()
+        .expect("a processes body")
+}
+
 /// `driftwatch <args> --json`, parsed.
 pub fn cli_json(pki: &Pki, url: &str, args: &[&str]) -> serde_json::Value {
     let out = run_ok(cli(pki, url).args(args).arg("--json"));

@@ -409,14 +409,7 @@ fn a_baseline_of_self_is_empty_and_diff_points_must_exist() {
     ] {
         assert!(names.contains(&s), "{s} in {names:?}");
     }
-    let sleeps = snap["snapshot"]["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "processes")
-        .unwrap()["body"]["processes"]["processes"]
-        .as_array()
-        .unwrap()
+    let sleeps = processes_in(&snap)
         .iter()
         .filter(|p| p["cmdline"] == serde_json::json!(["sleep", "60"]))
         .count();

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use driftwatch_common::proto::EnrollRequest;
 use driftwatch_common::proto::agent_client::AgentClient;
 use driftwatch_common::tls::ClientFiles;
-use driftwatch_tests::{CollectorProc, Pki, cli, cli_json, run_ok};
+use driftwatch_tests::{CollectorProc, Pki, cli, cli_json, processes_in, run_ok};
 
 fn no_cert(pki: &Pki) -> ClientFiles {
     ClientFiles {
@@ -503,10 +503,7 @@ fn a_large_host_is_shown_whole_by_the_cli() {
         &c.url,
         &["host", "show", "large", "--section", "processes"],
     );
-    let procs = show["snapshot"]["sections"][0]["body"]["processes"]["processes"]
-        .as_array()
-        .unwrap()
-        .len();
+    let procs = processes_in(&show).len();
     assert_eq!(procs, 150_000);
     let table = run_ok(cli(&pki, &c.url).args(["host", "show", "large", "--limit", "2"]));
     let text = String::from_utf8_lossy(&table.stdout);

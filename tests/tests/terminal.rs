@@ -69,15 +69,7 @@ fn an_escape_laden_process_name_renders_escaped() {
     let raw = String::from_utf8(json.stdout).unwrap();
     assert!(!raw.chars().any(|c| c.is_control() && c != '\n'), "{raw:?}");
     let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
-    let procs = v["snapshot"]["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "processes")
-        .unwrap()["body"]["processes"]["processes"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let procs = processes_in(&v);
     assert!(
         procs.iter().any(|p| p["cmdline"]
             .as_array()
