@@ -102,9 +102,8 @@ pub async fn revoke(
     out: &mut dyn Write,
 ) -> Result<()> {
     confirm(
-        &format!(
-            "revoke host {host}: its certificate is refused from now on and only re-enrollment gives the machine a new identity"
-        ),
+        &format!("revoke host {host}"),
+        "its certificate is refused from now on, and only re-enrollment gives the machine a new identity",
         yes,
     )?;
     let mut client = conn.admin().await?;
@@ -137,9 +136,8 @@ pub async fn forget(
     out: &mut dyn Write,
 ) -> Result<()> {
     confirm(
-        &format!(
-            "forget host {host}: its latest snapshot, history and findings are deleted (a revoked host stays refused)"
-        ),
+        &format!("forget host {host}"),
+        "its latest snapshot, history and findings are deleted; a revoked host stays refused",
         yes,
     )?;
     let mut client = conn.admin().await?;

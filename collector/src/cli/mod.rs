@@ -453,19 +453,20 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
 
 /// Asks on the terminal before something that cannot be undone; without a
 /// terminal (a script) only `--yes` proceeds, and saying so is bad usage.
-pub(crate) fn confirm(what: &str, yes: bool) -> Result<()> {
+/// `what` is the action ("revoke host web-01"), `then` what follows from it.
+pub(crate) fn confirm(what: &str, then: &str, yes: bool) -> Result<()> {
     use std::io::{BufRead, IsTerminal};
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
         return Err(Usage(format!(
-            "refusing to {what} without confirmation: there is no terminal to ask on; pass --yes to confirm (e.g. in scripts)"
+            "refusing to {what} without confirmation ({then}): there is no terminal to ask on; pass --yes to confirm (e.g. in scripts)"
         ))
         .into());
     }
     let mut err = std::io::stderr().lock();
-    write!(err, "This will {what}. Type 'yes' to proceed: ")?;
+    write!(err, "This will {what}: {then}. Type 'yes' to proceed: ")?;
     err.flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
