@@ -95,8 +95,8 @@ pub trait Store: SweepStore + Send + Sync + 'static {
     fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError>;
     /// The host's latest full snapshot (volatile values as last sent).
     fn latest_snapshot(&self, host_id: &str) -> Result<Option<Snapshot>, StoreError>;
-    /// Every host's latest snapshot reduced to what the key index needs:
-    /// seq, collected_at_ms and its `host` and `ssh_keys` sections, decoded
+    /// Every host's latest snapshot reduced to what the key and RAID indexes
+    /// need: seq, collected_at_ms and its `host`, `ssh_keys` and `raid` sections, decoded
     /// without the others (at start, decoding every full snapshot was most
     /// of the collector's start time: BENCHMARKS.md).
     fn latest_key_views(&self, f: &mut dyn FnMut(&str, &Snapshot)) -> Result<(), StoreError>;

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use driftwatch_common::proto::section::Body;
 use driftwatch_common::proto::{
-    HostSection, HostSummary, Section, SectionRef, Snapshot, SnapshotRecord, SshKeysSection,
+    HostSection, HostSummary, RaidSection, Section, SectionRef, Snapshot, SnapshotRecord,
+    SshKeysSection,
 };
 use driftwatch_common::snapshot::{host_section, section_statuses};
 use driftwatch_common::stable::{section_hash, stable_section};
@@ -49,8 +50,8 @@ struct KeyView {
     sections: Vec<KeyViewSection>,
 }
 
-/// A subset of `Section`: the `host` (10) and `ssh_keys` (12) members of
-/// its body oneof, which on the wire are plain optional fields.
+/// A subset of `Section`: the `host` (10), `ssh_keys` (12) and `raid` (14)
+/// members of its body oneof, which on the wire are plain optional fields.
 #[derive(Clone, PartialEq, prost::Message)]
 struct KeyViewSection {
     #[prost(string, tag = "1")]
@@ -61,6 +62,8 @@ struct KeyViewSection {
     host: Option<HostSection>,
     #[prost(message, optional, tag = "12")]
     ssh_keys: Option<SshKeysSection>,
+    #[prost(message, optional, tag = "14")]
+    raid: Option<RaidSection>,
 }
 
 impl KeyView {
@@ -72,10 +75,11 @@ impl KeyView {
                 .sections
                 .into_iter()
                 .filter_map(|s| {
-                    let body = match (s.host, s.ssh_keys) {
-                        (Some(h), _) => Body::Host(h),
-                        (None, Some(k)) => Body::SshKeys(k),
-                        (None, None) => return None,
+                    let body = match (s.host, s.ssh_keys, s.raid) {
+                        (Some(h), _, _) => Body::Host(h),
+                        (None, Some(k), _) => Body::SshKeys(k),
+                        (None, None, Some(r)) => Body::Raid(r),
+                        (None, None, None) => return None,
                     };
                     Some(Section {
                         name: s.name,
