@@ -327,7 +327,7 @@ pub async fn run_forever(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| RunError::Metrics { addr, source })?;
-        let m = AgentMetrics::new(agent.spool.clone());
+        let m = AgentMetrics::new(agent.spool.clone(), agent.state.dropped_counter());
         tokio::spawn(driftwatch_common::metrics::http::serve(
             listener,
             m.registry.clone(),
@@ -398,7 +398,7 @@ pub async fn run_forever(
             Ok(_) => {
                 agent.after_delivery();
                 if let Some(m) = &agent.metrics {
-                    m.deliveries.inc(&["ok"]);
+                    m.delivered(true);
                 }
                 backoff = Duration::from_secs(1);
                 next_drain = None;
@@ -406,7 +406,7 @@ pub async fn run_forever(
             }
             Err(e) => {
                 if let Some(m) = &agent.metrics {
-                    m.deliveries.inc(&["failed"]);
+                    m.delivered(false);
                 }
                 let (wait, next) = after_failure(&e, backoff, max_backoff);
                 let wait = jittered(wait);

@@ -36,6 +36,9 @@ struct Counters {
 pub struct StateDir {
     dir: PathBuf,
     counters: Counters,
+    /// Snapshots dropped since this process started, for the metric (the
+    /// persisted count goes down as reports carry it to the collector).
+    dropped_since_start: prometheus_client::metrics::counter::Counter,
 }
 
 const COUNTERS: &str = "counters.json";
@@ -63,6 +66,7 @@ impl StateDir {
         let mut state = StateDir {
             dir: dir.to_path_buf(),
             counters,
+            dropped_since_start: Default::default(),
         };
         if state.counters.epoch == 0 {
             state.counters.epoch = fastrand::u64(1..);
@@ -90,8 +94,15 @@ impl StateDir {
         self.counters.dropped_unreported
     }
 
+    /// Shares the count of snapshots dropped since start.
+    pub fn dropped_counter(&self) -> prometheus_client::metrics::counter::Counter {
+        self.dropped_since_start.clone()
+    }
+
     pub fn add_dropped(&mut self, n: u64) -> Result<(), StateError> {
         if n > 0 {
+            // Counted even if persisting fails below: it was dropped.
+            self.dropped_since_start.inc_by(n);
             self.counters.dropped_unreported += n;
             self.save()?;
         }

@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use driftwatch_common::metrics::Counter;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::Reason;
 use tonic::codegen::http::{Request, Response};
 use tracing::warn;
 
@@ -143,9 +146,9 @@ pub struct Slots {
 }
 
 impl Slots {
-    pub fn new(caps: Caps, dropped: Arc<Counter>) -> Self {
+    pub fn new(caps: Caps, dropped: Family<Reason, Counter>) -> Self {
         for r in DROP_REASONS {
-            dropped.touch(&[r]);
+            let _ = dropped.get_or_create(&[("reason", r)]);
         }
         Slots {
             caps,
@@ -255,14 +258,14 @@ impl Drop for Slot {
 /// flood of log lines.
 #[derive(Clone)]
 pub struct DropLog {
-    counter: Arc<Counter>,
+    counter: Family<Reason, Counter>,
     last: Arc<Mutex<HashMap<&'static str, (Instant, u64)>>>,
 }
 
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl DropLog {
-    fn new(counter: Arc<Counter>) -> Self {
+    fn new(counter: Family<Reason, Counter>) -> Self {
         DropLog {
             counter,
             last: Arc::default(),
@@ -270,7 +273,7 @@ impl DropLog {
     }
 
     pub fn record(&self, reason: &'static str, remote: IpAddr) {
-        self.counter.inc(&[reason]);
+        self.counter.get_or_create(&[("reason", reason)]).inc();
         let mut last = self.last.lock().expect("not poisoned");
         let now = Instant::now();
         let e = last.entry(reason).or_insert((now - LOG_EVERY, 0));
@@ -446,7 +449,6 @@ mod tests {
     use super::*;
 
     fn slots(conns: usize) -> Slots {
-        let reg = driftwatch_common::metrics::Registry::new();
         Slots::new(
             Caps {
                 handshakes: 100,
@@ -454,7 +456,7 @@ mod tests {
                 handshakes_per_source: 2,
                 connections_per_source: 3,
             },
-            reg.counter("d", "d", &["reason"]),
+            Family::default(),
         )
     }
 

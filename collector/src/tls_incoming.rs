@@ -27,7 +27,8 @@ use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
 use driftwatch_common::identity::Identity;
-use driftwatch_common::metrics::Counter;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 use crate::conn_limits::{Activity, Caps, DropLog, Slot, Slots};
 
@@ -166,7 +167,7 @@ pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     limits: Limits,
-    dropped: Arc<Counter>,
+    dropped: Family<crate::metrics::Reason, Counter>,
 ) -> ReceiverStream<Result<TlsConn, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);

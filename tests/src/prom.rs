@@ -284,11 +284,15 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String, String)
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("no status"))?;
+    // Header names are case-insensitive (hyper writes them in lower case).
     let ctype = head
         .lines()
-        .find_map(|l| l.strip_prefix("Content-Type: "))
-        .unwrap_or("")
-        .to_string();
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
     Ok((code, ctype, body.to_string()))
 }
 

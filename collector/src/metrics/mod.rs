@@ -1,119 +1,44 @@
-//! The collector's Prometheus metrics (`serve --metrics-listen ADDR`).
+//! The collector's Prometheus metrics (`serve --metrics-listen ADDR`), on
+//! `prometheus-client`.
 //!
 //! Counters are updated by the services; everything derived from stored
-//! state (hosts by state, connected agents) is a gauge computed at scrape
-//! time, so it cannot drift from the truth. Adding one is one `gauge_fn`
-//! line in [`CollectorMetrics::new`].
+//! state (hosts by state, findings, sweeps, connected agents) is a gauge
+//! computed at scrape time, so it cannot drift from the truth. Adding one
+//! is one `GaugeFn` in [`CollectorMetrics::attach`]. RAID arrays by verdict
+//! come from [`raid::RaidIndex`], kept current by the Report path.
 
-use std::sync::Arc;
+pub mod raid;
+mod scrape;
 
-use driftwatch_common::metrics::{Counter, Histogram, LATENCY_BUCKETS, Registry};
-use driftwatch_common::time::now_ms;
-use tracing::warn;
+use std::sync::{Arc, RwLock};
+
+use driftwatch_common::metrics::{GaugeFn, LATENCY_BUCKETS};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::error::ServiceError;
 use crate::service::State;
 
-pub const HOST_STATES: [&str; 4] = ["fresh", "stale", "gone", "revoked"];
+pub use scrape::HOST_STATES;
+
+/// One label with a value from a fixed vocabulary.
+pub type Reason = [(&'static str, &'static str); 1];
 
 /// The metrics the services update.
 #[derive(Clone)]
 pub struct CollectorMetrics {
-    pub registry: Arc<Registry>,
-    pub reports_received: Arc<Counter>,
-    pub reports_rejected: Arc<Counter>,
-    pub report_bytes: Arc<Counter>,
-    pub report_seconds: Arc<Histogram>,
-    pub enrollments: Arc<Counter>,
-    pub connections_dropped: Arc<Counter>,
-}
-
-impl CollectorMetrics {
-    /// Metrics with no storage behind them (unit tests, or before `bind`).
-    pub fn detached() -> Self {
-        let registry = Registry::new();
-        let reports_rejected = registry.counter(
-            "driftwatch_collector_reports_rejected_total",
-            "Reports refused, by reason (unauthenticated, revoked, permission_denied, invalid, storage, other).",
-            &["reason"],
-        );
-        for r in REJECT_REASONS {
-            reports_rejected.touch(&[r]);
-        }
-        let m = CollectorMetrics {
-            reports_received: registry.counter(
-                "driftwatch_collector_reports_received_total",
-                "Reports stored and acknowledged (duplicates included).",
-                &["outcome"],
-            ),
-            reports_rejected,
-            report_bytes: registry.counter(
-                "driftwatch_collector_report_bytes_total",
-                "Protobuf bytes of acknowledged reports.",
-                &[],
-            ),
-            report_seconds: registry.histogram(
-                "driftwatch_collector_report_duration_seconds",
-                "Ingest latency of a report, from receipt to durable acknowledgement.",
-                &[],
-                LATENCY_BUCKETS,
-            ),
-            enrollments: registry.counter(
-                "driftwatch_collector_enrollments_total",
-                "Hosts enrolled with a token.",
-                &[],
-            ),
-            connections_dropped: registry.counter(
-                "driftwatch_collector_connections_dropped_total",
-                "Connections dropped at accept or closed by the collector, by reason (source_handshakes, handshakes, source_connections, connections, evicted_idle, idle_timeout).",
-                &["reason"],
-            ),
-            registry,
-        };
-        m.reports_received.touch(&["new"]);
-        m.reports_received.touch(&["duplicate"]);
-        m.reports_received.touch(&["need_full"]);
-        m.report_bytes.touch(&[]);
-        m.enrollments.touch(&[]);
-        m
-    }
-
-    /// Adds the gauges computed from `state` at scrape time.
-    pub fn attach(&self, state: &State) {
-        let st = state.clone();
-        self.registry.gauge_fn(
-            "driftwatch_collector_hosts",
-            "Hosts by state: fresh, stale (stale_after, or 3 report intervals, without a report), gone (gone_after), revoked.",
-            &["state"],
-            move || hosts_by_state(&st),
-        );
-        let st = state.clone();
-        self.registry.gauge_fn(
-            "driftwatch_collector_findings_open",
-            "Open drift findings by severity.",
-            &["severity"],
-            move || findings_by_severity(&st),
-        );
-        let st = state.clone();
-        self.registry.gauge_fn(
-            "driftwatch_collector_sweeps",
-            "Key sweeps by state: running (hosts pending), done (every host done), incomplete (a host failed or expired).",
-            &["state"],
-            move || sweeps_by_state(&st),
-        );
-        let st = state.clone();
-        self.registry.gauge_fn(
-            "driftwatch_collector_agent_streams",
-            "Hosts with an open command stream (connected agents).",
-            &[],
-            move || vec![(vec![], st.streams.connected_hosts() as f64)],
-        );
-    }
-
-    /// Counts a refused report by reason.
-    pub fn rejected(&self, e: &ServiceError) {
-        self.reports_rejected.inc(&[reject_reason(e)]);
-    }
+    /// Read-locked while rendering; written only while attaching.
+    pub registry: Arc<RwLock<Registry>>,
+    pub reports_received: Family<Reason, Counter>,
+    pub reports_rejected: Family<Reason, Counter>,
+    pub report_bytes: Counter,
+    pub report_seconds: Histogram,
+    pub enrollments: Counter,
+    pub connections_dropped: Family<Reason, Counter>,
+    /// What agents' reports say their spools dropped.
+    pub agent_spool_dropped: Counter,
 }
 
 const REJECT_REASONS: [&str; 6] = [
@@ -125,6 +50,137 @@ const REJECT_REASONS: [&str; 6] = [
     "other",
 ];
 
+impl CollectorMetrics {
+    /// Metrics with no storage behind them (unit tests, or before `bind`).
+    pub fn detached() -> Self {
+        let mut registry = Registry::default();
+        let m = CollectorMetrics {
+            registry: Arc::default(),
+            reports_received: Family::default(),
+            reports_rejected: Family::default(),
+            report_bytes: Counter::default(),
+            report_seconds: Histogram::new(LATENCY_BUCKETS.iter().copied()),
+            enrollments: Counter::default(),
+            connections_dropped: Family::default(),
+            agent_spool_dropped: Counter::default(),
+        };
+        registry.register(
+            "driftwatch_collector_reports_received",
+            "Reports stored and acknowledged (duplicates included)",
+            m.reports_received.clone(),
+        );
+        registry.register(
+            "driftwatch_collector_reports_rejected",
+            "Reports refused, by reason (unauthenticated, revoked, permission_denied, invalid, storage, other)",
+            m.reports_rejected.clone(),
+        );
+        registry.register(
+            "driftwatch_collector_report_bytes",
+            "Protobuf bytes of acknowledged reports",
+            m.report_bytes.clone(),
+        );
+        registry.register(
+            "driftwatch_collector_report_duration_seconds",
+            "Ingest latency of a report, from receipt to durable acknowledgement",
+            m.report_seconds.clone(),
+        );
+        registry.register(
+            "driftwatch_collector_enrollments",
+            "Hosts enrolled with a token",
+            m.enrollments.clone(),
+        );
+        registry.register(
+            "driftwatch_collector_connections_dropped",
+            "Connections dropped at accept or closed by the collector, by reason (source_handshakes, handshakes, source_connections, connections, evicted_idle, idle_timeout)",
+            m.connections_dropped.clone(),
+        );
+        registry.register(
+            "driftwatch_collector_agent_spool_dropped",
+            "Snapshots agents dropped from their spool (full, unwritable, or refused as too large), as their stored reports say",
+            m.agent_spool_dropped.clone(),
+        );
+        // Every series exists from the start, so a rate() over it begins at 0.
+        for r in REJECT_REASONS {
+            let _ = m.reports_rejected.get_or_create(&[("reason", r)]);
+        }
+        for o in ["new", "duplicate", "need_full"] {
+            let _ = m.reports_received.get_or_create(&[("outcome", o)]);
+        }
+        *m.registry.write().expect("not poisoned") = registry;
+        m
+    }
+
+    /// Adds the gauges computed from `state` at scrape time.
+    pub fn attach(&self, state: &State) {
+        let mut r = self.registry.write().expect("not poisoned");
+        let st = state.clone();
+        r.register_collector(GaugeFn::boxed(
+            "driftwatch_collector_hosts",
+            "Hosts by state: fresh, stale (stale_after, or 3 report intervals, without a report), gone (gone_after), revoked",
+            &["state"],
+            move || scrape::hosts_by_state(&st),
+        ));
+        let st = state.clone();
+        r.register_collector(GaugeFn::many(
+            &[
+                (
+                    "driftwatch_collector_findings_open",
+                    "Open drift findings by severity",
+                    &["severity"],
+                ),
+                (
+                    "driftwatch_collector_findings_open_by_kind",
+                    "Open drift findings by kind (peer_outlier, peer_missing, baseline_added, baseline_removed, baseline_changed, policy, stale, gone; other for any else) and severity",
+                    &["kind", "severity"],
+                ),
+            ],
+            move || scrape::findings(&st),
+        ));
+        let st = state.clone();
+        r.register_collector(GaugeFn::many(
+            &[
+                (
+                    "driftwatch_collector_sweeps",
+                    "Key sweeps by state: running (hosts pending), done (every host done), incomplete (a host failed or expired)",
+                    &["state"],
+                ),
+                (
+                    "driftwatch_collector_sweeps_overdue",
+                    "Key sweeps past their deadline with a host failed or never answered (expired)",
+                    &[],
+                ),
+            ],
+            move || scrape::sweeps(&st),
+        ));
+        let st = state.clone();
+        r.register_collector(GaugeFn::boxed(
+            "driftwatch_collector_agent_streams",
+            "Hosts with an open command stream (connected agents)",
+            &[],
+            move || vec![(vec![], st.streams.connected_hosts() as f64)],
+        ));
+        let st = state.clone();
+        r.register_collector(GaugeFn::boxed(
+            "driftwatch_collector_raid_arrays",
+            "RAID arrays (md arrays, controllers' virtual drives) of each host's latest snapshot by verdict (healthy, warning, rebuilding, degraded, failed, unknown); hosts without arrays and revoked hosts are left out",
+            &["host", "verdict"],
+            move || {
+                st.raid
+                    .read()
+                    .expect("not poisoned")
+                    .samples(|h| st.is_revoked(h))
+            },
+        ));
+    }
+
+    /// Counts a refused report by reason.
+    pub fn rejected(&self, e: &ServiceError) {
+        self.reports_rejected
+            .get_or_create(&[("reason", reject_reason(e))])
+            .inc();
+    }
+}
+
 fn reject_reason(e: &ServiceError) -> &'static str {
     match e {
         ServiceError::Unauthenticated(_) => "unauthenticated",
@@ -133,108 +189,5 @@ fn reject_reason(e: &ServiceError) -> &'static str {
         ServiceError::InvalidArgument(_) => "invalid",
         ServiceError::Store(_) => "storage",
         _ => "other",
-    }
-}
-
-fn findings_by_severity(state: &State) -> Vec<(Vec<String>, f64)> {
-    let findings = match state.store.findings() {
-        Ok(f) => f,
-        Err(e) => {
-            warn!(error = %e, "metrics: listing findings failed");
-            return vec![];
-        }
-    };
-    crate::drift::SEVERITIES
-        .iter()
-        .map(|sev| {
-            let n = findings
-                .iter()
-                .filter(|f| f.resolved_ms == 0 && f.severity == *sev)
-                .count();
-            (vec![sev.to_string()], n as f64)
-        })
-        .collect()
-}
-
-fn sweeps_by_state(state: &State) -> Vec<(Vec<String>, f64)> {
-    let now = now_ms();
-    let jobs =
-        match crate::service::sweeps::summaries(state.store.as_ref(), &state.settled_sweeps, now) {
-            Ok(j) => j,
-            Err(e) => {
-                warn!(error = %e, "metrics: listing sweeps failed");
-                return vec![];
-            }
-        };
-    let mut counts = [0u64; 3];
-    for v in jobs {
-        let i = if v.hosts_pending > 0 {
-            0
-        } else if v.hosts_failed + v.hosts_expired > 0 {
-            2
-        } else {
-            1
-        };
-        counts[i] += 1;
-    }
-    ["running", "done", "incomplete"]
-        .iter()
-        .zip(counts)
-        .map(|(s, n)| (vec![s.to_string()], n as f64))
-        .collect()
-}
-
-fn hosts_by_state(state: &State) -> Vec<(Vec<String>, f64)> {
-    let mut counts = [0u64; HOST_STATES.len()];
-    match state.store.list_hosts() {
-        Ok(hosts) => {
-            let now = now_ms();
-            for h in &hosts {
-                let s = crate::drift::host_state(h, &state.evaluator.settings, now);
-                if let Some(i) = HOST_STATES.iter().position(|x| *x == s) {
-                    counts[i] += 1;
-                }
-            }
-        }
-        // An empty answer would look like a fleet that vanished; leave the
-        // series out so the scrape shows the gap instead.
-        Err(e) => {
-            warn!(error = %e, "metrics: listing hosts failed");
-            return vec![];
-        }
-    }
-    HOST_STATES
-        .iter()
-        .zip(counts)
-        .map(|(s, n)| (vec![s.to_string()], n as f64))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use driftwatch_common::proto::HostSummary;
-
-    #[test]
-    fn host_states_follow_the_thresholds() {
-        let f = crate::drift::Settings {
-            stale_after_ms: Some(5 * 60_000),
-            ..Default::default()
-        };
-        let now = 100 * 86_400_000;
-        let h = |last: i64, revoked: i64| HostSummary {
-            last_seen_ms: last,
-            revoked_ms: revoked,
-            ..Default::default()
-        };
-        let state = |h: &HostSummary| crate::drift::host_state(h, &f, now);
-        assert_eq!(state(&h(now - 1_000, 0)), "fresh");
-        assert_eq!(state(&h(now - 5 * 60_000 - 1, 0)), "stale");
-        assert_eq!(state(&h(now - 25 * 3_600_000, 0)), "gone");
-        assert_eq!(state(&h(now, 1)), "revoked");
-        let enrolled = HostSummary {
-            enrolled_ms: now - 1_000,
-            ..Default::default()
-        };
-        assert_eq!(state(&enrolled), "fresh", "judged from its enrollment");
     }
 }

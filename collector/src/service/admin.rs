@@ -231,6 +231,11 @@ impl Admin for AdminService {
                 .write()
                 .expect("not poisoned")
                 .remove_host(&id);
+            self.state
+                .raid
+                .write()
+                .expect("not poisoned")
+                .remove_host(&id);
             self.state.evaluator.data_changed();
             info!(host = %id, records_removed = removed, state, "host forgotten");
             Ok(Response::new(ForgetHostResponse {

@@ -140,6 +140,10 @@ impl AgentService {
             if matches!(outcome, PutOutcome::Stored { .. }) && crate::keyindex::ssh_keys_body(&snapshot).is_some() {
                 self.state.keys.write().expect("not poisoned").update(&host_id, &snapshot);
             }
+            if matches!(outcome, PutOutcome::Stored { .. }) {
+                self.state.raid.write().expect("not poisoned").update(&host_id, &snapshot);
+                self.state.metrics.agent_spool_dropped.inc_by(snapshot.spool_dropped);
+            }
             // Fixed field values: tests and log pipelines match on them.
             let (stored, changed) = match outcome {
                 PutOutcome::Stored { changed } => ("stored", changed),
@@ -157,7 +161,7 @@ impl AgentService {
 impl Agent for AgentService {
     async fn report(&self, req: Request<ReportRequest>) -> Result<Response<ReportAck>, Status> {
         let started = std::time::Instant::now();
-        let bytes = req.get_ref().encoded_len() as f64;
+        let bytes = req.get_ref().encoded_len() as u64;
         let m = &self.state.metrics;
         match self.store_report(req).await {
             Ok(ack) => {
@@ -168,10 +172,11 @@ impl Agent for AgentService {
                 } else {
                     "new"
                 };
-                m.reports_received.inc(&[outcome]);
-                m.report_bytes.inc_by(&[], bytes);
-                m.report_seconds
-                    .observe(&[], started.elapsed().as_secs_f64());
+                m.reports_received
+                    .get_or_create(&[("outcome", outcome)])
+                    .inc();
+                m.report_bytes.inc_by(bytes);
+                m.report_seconds.observe(started.elapsed().as_secs_f64());
                 Ok(Response::new(ack))
             }
             Err(e) => {
@@ -273,7 +278,7 @@ impl Agent for AgentService {
             };
             self.state.blocking(move |s| s.enroll_host(&host)).await?;
             self.state.durable().await?;
-            self.state.metrics.enrollments.inc(&[]);
+            self.state.metrics.enrollments.inc();
             info!(host = %host_id, token = %record.id, group = %record.group, previous = %previous, "host enrolled");
             Ok(Response::new(EnrollResponse {
                 host_id,

@@ -17,6 +17,7 @@ use crate::error::ServiceError;
 use crate::evaluator::Evaluator;
 use crate::keyindex::KeyIndex;
 use crate::metrics::CollectorMetrics;
+use crate::metrics::raid::RaidIndex;
 use crate::ratelimit::RateLimiter;
 use crate::store::{GroupCommit, Store};
 use crate::streams::Streams;
@@ -53,6 +54,8 @@ pub struct State {
     pub evaluator: Arc<Evaluator>,
     /// Where every key is, from the latest snapshots (`keys find`).
     pub keys: Arc<RwLock<KeyIndex>>,
+    /// RAID arrays by verdict per host, from the latest snapshots (metrics).
+    pub raid: Arc<RwLock<RaidIndex>>,
     pub metrics: CollectorMetrics,
     pub settled_sweeps: Arc<sweeps::SettledSweeps>,
     store_gate: Arc<tokio::sync::Semaphore>,
@@ -72,7 +75,13 @@ impl State {
             .collect();
         // Forgetting a revoked host removes its record, never its revocation.
         revoked.extend(store.forgotten_revoked_ids()?);
-        let keys = KeyIndex::load(store.as_ref())?;
+        // One pass over the latest snapshots (a subset decode) for both.
+        let mut keys = KeyIndex::default();
+        let mut raid = RaidIndex::default();
+        store.latest_key_views(&mut |host, snap| {
+            keys.update(host, snap);
+            raid.update(host, snap);
+        })?;
         let commit = GroupCommit::start(store.clone());
         Ok(State {
             store,
@@ -85,6 +94,7 @@ impl State {
             baseline_quorum: DEFAULT_BASELINE_QUORUM,
             evaluator: Arc::new(evaluator),
             keys: Arc::new(RwLock::new(keys)),
+            raid: Arc::new(RwLock::new(raid)),
             metrics: CollectorMetrics::detached(),
             settled_sweeps: Arc::default(),
             store_gate: Arc::new(tokio::sync::Semaphore::new(STORE_CONCURRENCY)),
