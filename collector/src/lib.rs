@@ -1,8 +1,7 @@
-//! driftwatch collector and admin CLI. The binaries in `src/bin` are thin
-//! layers over this library.
+//! driftwatch collector. Its binary in `src/bin` is a thin layer over this
+//! library; the admin CLI is its own crate (`cli/`) and speaks only the wire.
 
 pub mod auth;
-pub mod cli;
 pub mod config;
 pub mod conn_limits;
 pub mod drift;
@@ -11,7 +10,6 @@ pub mod evaluator;
 pub mod keyindex;
 pub mod metrics;
 pub mod ratelimit;
-pub mod render;
 pub mod serve_cli;
 pub mod server;
 pub mod service;

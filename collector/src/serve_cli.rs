@@ -74,7 +74,7 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[command(flatten)]
-        conn: crate::cli::conn::ConnArgs,
+        conn: driftwatch_cli::conn::ConnArgs,
     },
     /// Restore a backup into an empty (or missing) data dir; the file is
     /// verified whole before anything is written
@@ -297,7 +297,7 @@ fn check(dir: &std::path::Path) -> Result<()> {
 fn backup(
     out: &std::path::Path,
     data_dir: Option<&std::path::Path>,
-    conn: &crate::cli::conn::ConnArgs,
+    conn: &driftwatch_cli::conn::ConnArgs,
 ) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pki;
 pub mod private_files;
+pub mod severity;
 pub mod signal;
 pub mod snapshot;
 pub mod stable;

@@ -17,19 +17,28 @@ fn repo() -> PathBuf {
 struct Debs {
     agent: PathBuf,
     collector: PathBuf,
+    cli: PathBuf,
     /// Extracted trees (`dpkg-deb -x`), made once so parallel tests never
     /// see a half-extracted one.
     agent_root: PathBuf,
     collector_root: PathBuf,
+    cli_root: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
-/// Builds both packages once per test binary and extracts them.
+/// Builds the three packages once per test binary and extracts them.
 fn debs() -> &'static Debs {
     static DEBS: OnceLock<Debs> = OnceLock::new();
     DEBS.get_or_init(|| {
         run_ok(Command::new(repo().join("scripts/build-debs")).arg("--dev"));
-        let dir = repo().join("target/debian");
+        // target/<profile>/driftwatch-agent → target/debian (CARGO_TARGET_DIR
+        // is honoured by cargo-deb and by the script alike).
+        let agent_bin = bin("driftwatch-agent");
+        let dir = agent_bin
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .join("debian");
         let find = |p: &str| {
             std::fs::read_dir(&dir)
                 .unwrap()
@@ -47,12 +56,18 @@ fn debs() -> &'static Debs {
             run_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root));
             root
         };
-        let (agent, collector) = (find("driftwatch-agent"), find("driftwatch-collector"));
+        let (agent, collector, cli) = (
+            find("driftwatch-agent"),
+            find("driftwatch-collector"),
+            find("driftwatch-cli"),
+        );
         Debs {
             agent_root: extract(&agent, "agent"),
             collector_root: extract(&collector, "collector"),
+            cli_root: extract(&cli, "cli"),
             agent,
             collector,
+            cli,
             _tmp: tmp,
         }
     })
@@ -133,31 +148,32 @@ fn agent_package_carries_binary_unit_conffile_man_pages_and_completions() {
 }
 
 #[test]
-fn collector_package_carries_both_binaries_the_service_user_and_docs() {
+fn collector_package_carries_the_collector_the_service_user_and_docs() {
     let deb = &debs().collector;
     let files = contents(deb);
     assert_has(
         &files,
         &[
             "/usr/bin/driftwatch-collector",
-            "/usr/bin/driftwatch",
             "/usr/lib/systemd/system/driftwatch-collector.service",
             "/etc/driftwatch/collector.toml",
             "/usr/share/man/man1/driftwatch-collector.1.gz",
             "/usr/share/man/man1/driftwatch-collector-serve.1.gz",
-            "/usr/share/man/man1/driftwatch.1.gz",
-            "/usr/share/man/man1/driftwatch-tokens-create.1.gz",
             "/usr/share/bash-completion/completions/driftwatch-collector",
-            "/usr/share/bash-completion/completions/driftwatch",
-            "/usr/share/zsh/vendor-completions/_driftwatch",
-            "/usr/share/fish/vendor_completions.d/driftwatch.fish",
         ],
+    );
+    // The CLI is its own package (both shipping /usr/bin/driftwatch would
+    // make them conflict).
+    assert!(
+        !files.iter().any(|f| f == "/usr/bin/driftwatch"),
+        "{files:#?}"
     );
     let info = dpkg_deb(&["-I"], deb);
     assert!(
         info.contains("Depends: ") && info.contains("adduser"),
         "{info}"
     );
+    assert!(info.contains("Recommends: driftwatch-cli"), "{info}");
     let conf = run_ok(Command::new("dpkg-deb").arg("-I").arg(deb).arg("conffiles"));
     assert_eq!(
         String::from_utf8_lossy(&conf.stdout).trim(),
@@ -179,6 +195,45 @@ fn collector_package_carries_both_binaries_the_service_user_and_docs() {
             .arg(root.join("etc/driftwatch/collector.toml")),
     );
     assert!(stderr_of(&out).contains("ok"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn cli_package_carries_the_cli_alone_with_its_docs() {
+    let deb = &debs().cli;
+    let files = contents(deb);
+    assert_has(
+        &files,
+        &[
+            "/usr/bin/driftwatch",
+            "/usr/share/man/man1/driftwatch.1.gz",
+            "/usr/share/man/man1/driftwatch-tokens-create.1.gz",
+            // Every command has its page, not only some.
+            "/usr/share/man/man1/driftwatch-keys-sweep.1.gz",
+            "/usr/share/man/man1/driftwatch-drift.1.gz",
+            "/usr/share/man/man1/driftwatch-baseline-approve.1.gz",
+            "/usr/share/bash-completion/completions/driftwatch",
+            "/usr/share/zsh/vendor-completions/_driftwatch",
+            "/usr/share/fish/vendor_completions.d/driftwatch.fish",
+        ],
+    );
+    // For an operator's laptop: no daemon, no unit, no config, no service user.
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains("collector") || f.contains("agent") || f.starts_with("/etc")),
+        "{files:#?}"
+    );
+    let postinst = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(deb)
+        .arg("postinst")
+        .output()
+        .unwrap();
+    assert!(
+        !postinst.status.success(),
+        "the CLI package runs no maintainer script"
+    );
+    let root = &debs().cli_root;
     let v = run_ok(Command::new(root.join("usr/bin/driftwatch")).arg("--version"));
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("driftwatch "));
     // Completions name the real subcommands.

@@ -12,11 +12,7 @@ pub mod version;
 use driftwatch_common::proto::{Baseline, Finding, HostSummary, Snapshot};
 use sha2::{Digest, Sha256};
 
-pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
-
-pub fn severity_rank(s: &str) -> Option<usize> {
-    SEVERITIES.iter().position(|x| *x == s)
-}
+pub use driftwatch_common::severity::{SEVERITIES, severity_rank};
 
 /// A finding before it has an identity in time.
 #[derive(Debug, Clone, PartialEq, Eq)]

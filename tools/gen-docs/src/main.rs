@@ -1,4 +1,5 @@
-//! `driftwatch-gen-docs OUT_DIR`: writes man pages (OUT_DIR/man/*.1) and
+//! `driftwatch-gen-docs OUT_DIR`: writes man pages (OUT_DIR/man/BINARY/*.1,
+//! a folder per binary so each package takes exactly its own) and
 //! bash, zsh and fish completions (OUT_DIR/completions/...) for the three
 //! binaries, from the same clap definitions the binaries parse with, so the
 //! documentation cannot drift from the flags. `scripts/build-debs` runs it
@@ -20,11 +21,11 @@ fn main() -> Result<()> {
     let commands = [
         driftwatch_agent::cli::Cli::command(),
         driftwatch_collector::serve_cli::Args::command(),
-        driftwatch_collector::cli::Cli::command(),
+        driftwatch_cli::Cli::command(),
     ];
     for cmd in commands {
         let name = cmd.get_name().to_string();
-        man_pages(cmd.clone(), &out.join("man"))?;
+        man_pages(cmd.clone(), &out.join("man").join(&name))?;
         completions(cmd, &name, &out.join("completions"))?;
     }
     Ok(())

@@ -210,14 +210,14 @@ fn kind_text(kind: &str) -> &'static str {
 pub async fn find(conn: &Conn, key: &KeyChoice, json: bool, out: &mut dyn Write) -> Result<()> {
     let wanted = key.wanted()?;
     let selector = selector(&wanted);
-    let mut client = conn.admin().await?;
-    let resp = client
-        .find_keys(FindKeysRequest {
-            selector: Some(selector.clone()),
+    let resp = conn
+        .call("searching for the key", async |mut c| {
+            c.find_keys(FindKeysRequest {
+                selector: Some(selector.clone()),
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status("searching for the key", &s))?
-        .into_inner();
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -416,6 +416,7 @@ pub async fn sweep(
     let wanted = key.wanted()?;
     let selector = selector(&wanted);
     let (timeout, expires) = (args.timeout, args.expires);
+    // One connection for the confirmation, the start and the polling.
     let mut client = conn.admin().await?;
     if args.remove && !args.yes {
         confirm(&mut client, &selector).await?;
@@ -632,12 +633,11 @@ fn per_key(job: &SweepJob, wanted: Option<&[Wanted]>, out: &mut dyn Write) -> Re
 }
 
 pub async fn sweeps(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .list_sweeps(ListSweepsRequest {})
-        .await
-        .map_err(|s| explain_status("listing sweeps", &s))?
-        .into_inner();
+    let resp = conn
+        .call("listing sweeps", async |mut c| {
+            c.list_sweeps(ListSweepsRequest {}).await
+        })
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -670,12 +670,11 @@ pub async fn sweeps(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> 
 }
 
 pub async fn sweep_status(conn: &Conn, id: &str, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let job = client
-        .get_sweep(GetSweepRequest { id: id.into() })
-        .await
-        .map_err(|s| explain_status(&format!("reading sweep {id}"), &s))?
-        .into_inner();
+    let job = conn
+        .call(&format!("reading sweep {id}"), async |mut c| {
+            c.get_sweep(GetSweepRequest { id: id.into() }).await
+        })
+        .await?;
     report(&job, None, json, out)
 }
 

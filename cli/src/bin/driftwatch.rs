@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use driftwatch_collector::cli::{Cli, exit_code, is_broken_pipe, run};
-use driftwatch_collector::render::escape::TerminalSafe;
+use driftwatch_cli::render::escape::TerminalSafe;
+use driftwatch_cli::{Cli, exit_code, is_broken_pipe, run};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

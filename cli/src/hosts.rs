@@ -6,7 +6,7 @@ use driftwatch_common::proto::{
 };
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
-use super::conn::{Conn, explain_status};
+use super::conn::Conn;
 use super::values::HostState;
 use super::{confirm, print_json};
 use crate::render::{self, count, table::Table};
@@ -32,12 +32,11 @@ impl Filter {
 }
 
 pub async fn list(conn: &Conn, filter: &Filter, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let mut resp = client
-        .list_hosts(ListHostsRequest {})
-        .await
-        .map_err(|s| explain_status("listing hosts", &s))?
-        .into_inner();
+    let mut resp = conn
+        .call("listing hosts", async |mut c| {
+            c.list_hosts(ListHostsRequest {}).await
+        })
+        .await?;
     let all = resp.hosts.len();
     resp.hosts.retain(|h| filter.keeps(h));
     if json {
@@ -106,14 +105,14 @@ pub async fn revoke(
         "its certificate is refused from now on, and only re-enrollment gives the machine a new identity",
         yes,
     )?;
-    let mut client = conn.admin().await?;
-    let resp = client
-        .revoke_host(RevokeHostRequest {
-            host: host.to_string(),
+    let resp = conn
+        .call(&format!("revoking host {host}"), async |mut c| {
+            c.revoke_host(RevokeHostRequest {
+                host: host.to_string(),
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status(&format!("revoking host {host}"), &s))?
-        .into_inner();
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -140,12 +139,11 @@ pub async fn forget(
         "its latest snapshot, history and findings are deleted; a revoked host stays refused",
         yes,
     )?;
-    let mut client = conn.admin().await?;
-    let resp = client
-        .forget_host(ForgetHostRequest { host: host.into() })
-        .await
-        .map_err(|s| explain_status(&format!("forgetting host {host}"), &s))?
-        .into_inner();
+    let resp = conn
+        .call(&format!("forgetting host {host}"), async |mut c| {
+            c.forget_host(ForgetHostRequest { host: host.into() }).await
+        })
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -192,15 +190,15 @@ pub async fn show(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .get_host(GetHostRequest {
-            host: host.to_string(),
-            sections,
+    let resp = conn
+        .call(&format!("showing host {host}"), async |mut c| {
+            c.get_host(GetHostRequest {
+                host: host.to_string(),
+                sections,
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status(&format!("showing host {host}"), &s))?
-        .into_inner();
+        .await?;
     if json {
         return print_json(out, &resp);
     }

@@ -7,12 +7,12 @@ use driftwatch_common::proto::{
 };
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
-use super::conn::{Conn, explain_status};
+use super::conn::Conn;
 use super::print_json;
 use super::values::Severity;
-use crate::drift::severity_rank;
 use crate::render::count;
 use crate::render::table::{Table, clip};
+use driftwatch_common::severity::severity_rank;
 
 fn write_changes(out: &mut dyn Write, sections: &[SectionChanges], indent: &str) -> Result<()> {
     let width = sections.iter().map(|s| s.section.len()).max().unwrap_or(0);
@@ -38,17 +38,17 @@ pub async fn history(
     out: &mut dyn Write,
 ) -> Result<()> {
     let host = a.host;
-    let mut client = conn.admin().await?;
-    let resp = client
-        .history(HistoryRequest {
-            host: host.into(),
-            since_ms: a.since_ms,
-            sections: a.sections,
-            limit: a.limit,
+    let resp = conn
+        .call(&format!("history of {host}"), async |mut c| {
+            c.history(HistoryRequest {
+                host: host.into(),
+                since_ms: a.since_ms,
+                sections: a.sections,
+                limit: a.limit,
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status(&format!("history of {host}"), &s))?
-        .into_inner();
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -78,18 +78,18 @@ pub struct DiffArgs<'a> {
 }
 
 pub async fn diff(conn: &Conn, a: DiffArgs<'_>, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .diff(DiffRequest {
-            host: a.host.into(),
-            other_host: a.other.unwrap_or_default().into(),
-            from: a.from.unwrap_or_default(),
-            to: a.to.unwrap_or_default(),
-            baseline: a.baseline.unwrap_or_default().into(),
+    let resp = conn
+        .call(&format!("diff of {}", a.host), async |mut c| {
+            c.diff(DiffRequest {
+                host: a.host.into(),
+                other_host: a.other.unwrap_or_default().into(),
+                from: a.from.unwrap_or_default(),
+                to: a.to.unwrap_or_default(),
+                baseline: a.baseline.unwrap_or_default().into(),
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status(&format!("diff of {}", a.host), &s))?
-        .into_inner();
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -111,21 +111,21 @@ pub struct DriftArgs<'a> {
 /// Returns whether an open finding is at or above `--fail-on`.
 pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Write) -> Result<bool> {
     let fail_rank = a.fail_on.and_then(|s| severity_rank(s.as_str()));
-    let mut client = conn.admin().await?;
-    let resp = client
-        .drift(DriftRequest {
-            host: a.host.unwrap_or_default().into(),
-            group: a.group.unwrap_or_default().into(),
-            min_severity: a
-                .min_severity
-                .map(|s| s.as_str())
-                .unwrap_or_default()
-                .into(),
-            all: a.all,
+    let resp = conn
+        .call("drift", async |mut c| {
+            c.drift(DriftRequest {
+                host: a.host.unwrap_or_default().into(),
+                group: a.group.unwrap_or_default().into(),
+                min_severity: a
+                    .min_severity
+                    .map(|s| s.as_str())
+                    .unwrap_or_default()
+                    .into(),
+                all: a.all,
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status("drift", &s))?
-        .into_inner();
+        .await?;
     let failing = fail_rank.is_some_and(|r| {
         resp.findings
             .iter()
@@ -179,15 +179,15 @@ pub async fn baseline_set(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .set_baseline(SetBaselineRequest {
-            name: name.into(),
-            from_host: host.into(),
+    let resp = conn
+        .call(&format!("setting baseline {name}"), async |mut c| {
+            c.set_baseline(SetBaselineRequest {
+                name: name.into(),
+                from_host: host.into(),
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status(&format!("setting baseline {name}"), &s))?
-        .into_inner();
+        .await?;
     if json {
         print_json(out, &resp)?;
     } else {
@@ -206,15 +206,18 @@ pub async fn baseline_approve(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .approve_baseline(ApproveBaselineRequest {
-            image_id: image_id.into(),
-            from_host: host.into(),
-        })
-        .await
-        .map_err(|s| explain_status(&format!("approving image {image_id}'s baseline"), &s))?
-        .into_inner();
+    let resp = conn
+        .call(
+            &format!("approving image {image_id}'s baseline"),
+            async |mut c| {
+                c.approve_baseline(ApproveBaselineRequest {
+                    image_id: image_id.into(),
+                    from_host: host.into(),
+                })
+                .await
+            },
+        )
+        .await?;
     if json {
         print_json(out, &resp)?;
     } else {
@@ -227,12 +230,11 @@ pub async fn baseline_approve(
 }
 
 pub async fn baseline_list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .list_baselines(ListBaselinesRequest {})
-        .await
-        .map_err(|s| explain_status("listing baselines", &s))?
-        .into_inner();
+    let resp = conn
+        .call("listing baselines", async |mut c| {
+            c.list_baselines(ListBaselinesRequest {}).await
+        })
+        .await?;
     if json {
         return print_json(out, &resp);
     }

@@ -4,7 +4,7 @@ use anyhow::Result;
 use driftwatch_common::proto::{CreateTokenRequest, ListTokensRequest, RevokeTokenRequest, Token};
 use driftwatch_common::time::format_ms;
 
-use super::conn::{Conn, explain_status};
+use super::conn::Conn;
 use super::print_json;
 use crate::render::table::Table;
 
@@ -24,16 +24,16 @@ pub async fn create(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .create_token(CreateTokenRequest {
-            group: group.into(),
-            ttl_s: ttl.as_secs().max(1),
-            uses: max_uses,
+    let resp = conn
+        .call("creating a token", async |mut c| {
+            c.create_token(CreateTokenRequest {
+                group: group.into(),
+                ttl_s: ttl.as_secs().max(1),
+                uses: max_uses,
+            })
+            .await
         })
-        .await
-        .map_err(|s| explain_status("creating a token", &s))?
-        .into_inner();
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -51,12 +51,11 @@ pub async fn create(
 }
 
 pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .list_tokens(ListTokensRequest {})
-        .await
-        .map_err(|s| explain_status("listing tokens", &s))?
-        .into_inner();
+    let resp = conn
+        .call("listing tokens", async |mut c| {
+            c.list_tokens(ListTokensRequest {}).await
+        })
+        .await?;
     if json {
         return print_json(out, &resp);
     }
@@ -84,12 +83,11 @@ pub async fn list(conn: &Conn, json: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 pub async fn revoke(conn: &Conn, id: &str, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut client = conn.admin().await?;
-    let resp = client
-        .revoke_token(RevokeTokenRequest { id: id.into() })
-        .await
-        .map_err(|s| explain_status(&format!("revoking token {id}"), &s))?
-        .into_inner();
+    let resp = conn
+        .call(&format!("revoking token {id}"), async |mut c| {
+            c.revoke_token(RevokeTokenRequest { id: id.into() }).await
+        })
+        .await?;
     if json {
         print_json(out, &resp)?;
     } else {

@@ -6,6 +6,7 @@ pub mod conn;
 mod drift;
 mod hosts;
 mod keys;
+pub mod render;
 mod tokens;
 pub mod values;
 

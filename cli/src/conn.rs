@@ -112,6 +112,21 @@ impl Conn {
         Ok(AdminClient::new(self.channel().await?)
             .max_decoding_message_size(driftwatch_common::client::ADMIN_RESPONSE_MAX_BYTES))
     }
+
+    /// One Admin call, the way every command makes it: connect, call, and
+    /// turn a refusal into a sentence that starts with `what` ("listing
+    /// hosts: …") and keeps the gRPC code for the exit status.
+    pub async fn call<R>(
+        &self,
+        what: &str,
+        rpc: impl AsyncFnOnce(AdminClient<Channel>) -> Result<tonic::Response<R>, tonic::Status>,
+    ) -> Result<R> {
+        let client = self.admin().await?;
+        rpc(client)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| explain_status(what, &s))
+    }
 }
 
 /// A refused or failed call: the sentence for the operator, and the code
