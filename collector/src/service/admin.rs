@@ -14,6 +14,7 @@ use driftwatch_common::proto::{
     FindKeysRequest, FindKeysResponse, GetSweepRequest, ListSweepsRequest, ListSweepsResponse,
     StartSweepRequest, SweepJob,
 };
+use driftwatch_common::proto::{NotifyTestRequest, NotifyTestResponse};
 use driftwatch_common::snapshot::retain_sections;
 use driftwatch_common::time::{format_ms, now_ms};
 use tonic::{Request, Response, Status};
@@ -685,6 +686,16 @@ impl Admin for AdminService {
                 ..approved
             }),
         }))
+    }
+
+    async fn notify_test(
+        &self,
+        req: Request<NotifyTestRequest>,
+    ) -> Result<Response<NotifyTestResponse>, Status> {
+        let admin = auth::require_admin(&req)?;
+        let name = req.into_inner().name;
+        let results = super::notify::test(&self.state, &admin, &name).await?;
+        Ok(Response::new(NotifyTestResponse { results }))
     }
 }
 

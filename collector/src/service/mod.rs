@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod agent;
 pub mod history;
+pub mod notify;
 pub mod sweeps;
 
 use std::collections::HashSet;

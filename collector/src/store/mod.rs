@@ -6,6 +6,7 @@ mod drift_store;
 mod durable;
 mod forget;
 mod fsync;
+mod outbox;
 pub mod private;
 mod recovering;
 mod reports;
@@ -13,6 +14,7 @@ mod sled_store;
 mod sweeps;
 
 pub use durable::{CommitError, GroupCommit};
+pub use outbox::{OutboxStore, Queued};
 pub use recovering::Recovering;
 pub use reports::{Assembled, assemble};
 pub use sled_store::SledStore;
@@ -80,7 +82,7 @@ pub enum PutOutcome {
     NeedFull(Vec<String>),
 }
 
-pub trait Store: SweepStore + Send + Sync + 'static {
+pub trait Store: SweepStore + OutboxStore + Send + Sync + 'static {
     /// Writes a (possibly delta) snapshot for `host_id` received at
     /// `now_ms`. Not durable until [`Store::sync`] returns.
     fn put_snapshot(

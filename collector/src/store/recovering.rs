@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use driftwatch_common::proto::{
-    Baseline, BaselineCandidate, Finding, HostSummary, Section, Snapshot, SnapshotRecord,
-    SweepHost, SweepJob, Token,
+    Baseline, BaselineCandidate, Finding, HostSummary, NotifyEvent, Section, Snapshot,
+    SnapshotRecord, SweepHost, SweepJob, Token,
 };
 use tracing::{info, warn};
 
-use super::{CandidateOutcome, PutOutcome, SledStore, Store, StoreError, SweepStore};
+use super::{
+    CandidateOutcome, OutboxStore, PutOutcome, Queued, SledStore, Store, StoreError, SweepStore,
+};
 use crate::tokens::TokenError;
 
 /// Free bytes the data dir's filesystem needs before a reopen is tried.
@@ -182,6 +184,28 @@ impl SweepStore for Recovering {
         sent_ms: i64,
     ) -> Result<usize, StoreError> {
         self.write(|s| s.mark_sweep_sent(id, host_ids, sent_ms))
+    }
+}
+
+impl OutboxStore for Recovering {
+    fn put_findings_and_queue(
+        &self,
+        findings: &[Finding],
+        events: &[NotifyEvent],
+    ) -> Result<(), StoreError> {
+        self.write(|s| s.put_findings_and_queue(findings, events))
+    }
+    fn queued(&self, receiver: &str, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        self.read(|s| s.queued(receiver, limit))
+    }
+    fn dequeue(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.write(|s| s.dequeue(key))
+    }
+    fn trim_queue(&self, receiver: &str, keep: usize) -> Result<u64, StoreError> {
+        self.write(|s| s.trim_queue(receiver, keep))
+    }
+    fn queue_lengths(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.read(|s| s.queue_lengths())
     }
 }
 
