@@ -212,3 +212,58 @@ fn agent_metrics_report_section_times_deliveries_and_spool_depth() {
     );
     assert!(e.value("driftwatch_agent_last_collect_timestamp_seconds", &[]) > 1.7e9);
 }
+
+#[test]
+fn raid_arrays_by_verdict_per_host_follow_reports_restarts_and_revocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::init(&tmp.path().join("pki"));
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let data = tmp.path().join("data");
+    let flags = ["--metrics-listen", maddr.as_str()];
+    let c = CollectorProc::start_with(&pki, &data, None, &flags);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mdstat");
+    // (host, mdstat fixture): SOURCES.md says md0 raid5 degraded; two
+    // healthy raid5 arrays.
+    for (host, mdstat) in [
+        ("db-01", "checkraid-raid5-degraded-failed-empty-unused.txt"),
+        ("db-02", "checkraid-raid5-healthy-multiple-spares.txt"),
+    ] {
+        let root = tmp.path().join(format!("root-{host}"));
+        fake_root(&root, host, "0123456789abcdef0123456789abcdef", "uuid");
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::copy(fixtures.join(mdstat), root.join("proc/mdstat")).unwrap();
+        let (cert, key) = pki.issue_host(host, &tmp.path().join(host));
+        let out = agent_once(
+            &c.url,
+            &pki.ca(),
+            &cert,
+            &key,
+            &tmp.path().join(format!("state-{host}")),
+            &["--root", root.to_str().unwrap(), "--section", "raid"],
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let raid = |e: &Exposition, host: &str, verdict: &str| {
+        e.get(
+            "driftwatch_collector_raid_arrays",
+            &[("host", host), ("verdict", verdict)],
+        )
+    };
+    let check = |e: &Exposition| {
+        assert_eq!(raid(e, "db-01", "degraded"), Some(1.0));
+        assert_eq!(raid(e, "db-01", "healthy"), Some(0.0));
+        assert_eq!(raid(e, "db-02", "healthy"), Some(2.0));
+        assert_eq!(raid(e, "db-02", "degraded"), Some(0.0));
+        assert_eq!(raid(e, "db-02", "failed"), Some(0.0));
+    };
+    check(&scrape(&maddr));
+    // After a restart the index is rebuilt from what is stored.
+    assert!(c.stop(), "collector did not stop cleanly");
+    let c = CollectorProc::start_with(&pki, &data, None, &flags);
+    check(&scrape(&maddr));
+    // A revoked host's arrays are no one's to fix any more.
+    run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "db-01", "--yes"]));
+    let e = scrape(&maddr);
+    assert_eq!(raid(&e, "db-01", "degraded"), None);
+    assert_eq!(raid(&e, "db-02", "healthy"), Some(2.0));
+}
