@@ -18,6 +18,11 @@
 #                  the system logger), so its package is unpacked, not
 #                  installed, into $SYSLOG_NG_ROOT (nothing is started), and
 #                  only its libraries are installed.
+#   promtool       `promtool check rules` / `test rules` of deploy/prometheus
+#                  (Debian's prometheus package). Its postinst adds a user
+#                  and starts the daemon through invoke-rc.d (sysv script;
+#                  systemctl only when /run/systemd/system exists), so it is
+#                  installed under a policy-rc.d that refuses every start.
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -42,6 +47,19 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "ci-deps: installing ${need[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "ci-deps: installing prometheus (for promtool; the daemon is not started)" >&2
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# ci-deps: no service starts while installing\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # The test reads the same default (agent/src/parse/syslog_ng/oracle.rs).
