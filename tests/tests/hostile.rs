@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use driftwatch_tests::{CollectorProc, Pki, agent_once, cli_json, stderr_of};
+use driftwatch_tests::{CollectorProc, Pki, agent_once, cli_json, free_port, stderr_of};
 
 fn report_ok(c: &CollectorProc, pki: &Pki, dir: &std::path::Path, host: &str) -> bool {
     let (cert, key) = (
@@ -122,13 +122,23 @@ fn an_oversized_report_gets_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     let pki = Pki::init(&d.path().join("pki"));
     let cfg = d.path().join("collector.toml");
-    std::fs::write(&cfg, "[limits]\nmax_message_bytes = 2048\n").unwrap();
+    let maddr = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &cfg,
+        format!("metrics_listen = \"{maddr}\"\n[limits]\nmax_message_bytes = 2048\n"),
+    )
+    .unwrap();
     let c = CollectorProc::start_with(
         &pki,
         &d.path().join("data"),
         None,
         &["--config", cfg.to_str().unwrap()],
     );
+    let spool_dropped = || {
+        driftwatch_tests::prom::scrape(&maddr)
+            .value("driftwatch_collector_agent_spool_dropped_total", &[])
+    };
+    assert_eq!(spool_dropped(), 0.0);
     let (cert, key) = pki.issue_host("big", &d.path().join("big"));
     let state = d.path().join("state");
     // The process list of this machine is far above 2 KiB.
@@ -166,6 +176,8 @@ fn an_oversized_report_gets_a_clear_error() {
     let host = cli_json(&pki, &c.url, &["host", "show", "big"]);
     assert_eq!(host["host"]["last_seq"], 2, "{host}");
     assert_eq!(host["host"]["spool_dropped_total"], 1, "{host}");
+    // The metric the spool alert reads says the same.
+    assert_eq!(spool_dropped(), 1.0);
     let table = String::from_utf8(
         driftwatch_tests::run_ok(driftwatch_tests::cli(&pki, &c.url).arg("hosts")).stdout,
     )

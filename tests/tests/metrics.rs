@@ -73,6 +73,19 @@ fn collector_metrics_move_when_agents_report_and_are_refused() {
             0.0
         );
     }
+    assert_eq!(after.value("driftwatch_collector_sweeps_overdue", &[]), 0.0);
+    // Findings by kind: every kind (a fixed vocabulary) times severity.
+    let by_kind: Vec<_> = after
+        .samples
+        .iter()
+        .filter(|(s, _)| s.name == "driftwatch_collector_findings_open_by_kind")
+        .collect();
+    assert_eq!(by_kind.len(), 9 * 5, "{by_kind:?}");
+    assert!(by_kind.iter().all(|(_, v)| **v == 0.0), "{by_kind:?}");
+    assert_eq!(
+        after.value("driftwatch_collector_agent_spool_dropped_total", &[]),
+        0.0
+    );
 
     // A revoked host's report is refused and counted under its reason.
     run_ok(cli(&pki, &c.url).args(["hosts", "revoke", "web-01", "--yes"]));
@@ -137,6 +150,29 @@ fn collector_metrics_listener_comes_from_the_config_file_too() {
     assert_eq!(hosts(&e, "stale"), 1.0);
     assert_eq!(hosts(&e, "fresh"), 0.0);
     assert_eq!(hosts(&e, "gone"), 0.0);
+    // An evaluation (what `drift` asks for) opens a stale finding: it is
+    // counted by kind and by severity alike.
+    let findings = cli_json(&pki, &c.url, &["drift"]);
+    let stale: Vec<_> = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "stale")
+        .collect();
+    assert_eq!(stale.len(), 1, "{findings}");
+    let sev = stale[0]["severity"].as_str().unwrap();
+    let e = scrape(&maddr);
+    assert_eq!(
+        e.value(
+            "driftwatch_collector_findings_open_by_kind",
+            &[("kind", "stale"), ("severity", sev)]
+        ),
+        1.0
+    );
+    assert_eq!(
+        e.value("driftwatch_collector_findings_open", &[("severity", sev)]),
+        1.0
+    );
 }
 
 #[test]
