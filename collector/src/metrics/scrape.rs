@@ -3,6 +3,7 @@
 //! that would look like a fleet that vanished.
 
 use driftwatch_common::metrics::Samples;
+use driftwatch_common::proto::SweepJob;
 use driftwatch_common::time::now_ms;
 use tracing::warn;
 
@@ -99,22 +100,8 @@ pub fn sweeps(state: &State) -> Vec<Samples> {
                 return vec![];
             }
         };
-    let mut counts = [0u64; 3];
-    let mut overdue = 0u64;
-    for v in &jobs {
-        let i = if v.hosts_pending > 0 {
-            0
-        } else if v.hosts_failed + v.hosts_expired > 0 {
-            2
-        } else {
-            1
-        };
-        counts[i] += 1;
-        if now >= v.expires_ms && v.hosts_failed + v.hosts_expired > 0 {
-            overdue += 1;
-        }
-    }
-    let by_state = ["running", "done", "incomplete"]
+    let (counts, overdue) = classify_sweeps(&jobs, now);
+    let by_state = SWEEP_STATES
         .iter()
         .zip(counts)
         .map(|(s, n)| (vec![s.to_string()], n as f64))
@@ -122,9 +109,56 @@ pub fn sweeps(state: &State) -> Vec<Samples> {
     vec![by_state, vec![(vec![], overdue as f64)]]
 }
 
+const SWEEP_STATES: [&str; 3] = ["running", "done", "incomplete"];
+
+/// Sweeps per `SWEEP_STATES`, and how many are past their deadline with a
+/// host failed or expired (pending hosts turn expired at the deadline).
+fn classify_sweeps(jobs: &[SweepJob], now: i64) -> ([u64; 3], u64) {
+    let mut counts = [0u64; 3];
+    let mut overdue = 0u64;
+    for v in jobs {
+        let unfinished = v.hosts_failed + v.hosts_expired > 0;
+        let i = if v.hosts_pending > 0 {
+            0
+        } else if unfinished {
+            2
+        } else {
+            1
+        };
+        counts[i] += 1;
+        if now >= v.expires_ms && unfinished {
+            overdue += 1;
+        }
+    }
+    (counts, overdue)
+}
+
 #[cfg(test)]
 mod tests {
-    use driftwatch_common::proto::HostSummary;
+    use driftwatch_common::proto::{HostSummary, SweepJob};
+
+    #[test]
+    fn a_sweep_is_overdue_past_its_deadline_with_a_host_failed_or_expired() {
+        let job = |pending, failed, expired, expires_ms| SweepJob {
+            hosts_done: 1,
+            hosts_pending: pending,
+            hosts_failed: failed,
+            hosts_expired: expired,
+            expires_ms,
+            ..Default::default()
+        };
+        let now = 1_000;
+        let jobs = [
+            job(1, 1, 0, 2_000), // running, a host failed, deadline ahead
+            job(0, 1, 0, 2_000), // incomplete before its deadline: not overdue
+            job(0, 0, 2, 900),   // past the deadline, two never answered
+            job(0, 1, 0, 1_000), // past it (at it), one failed
+            job(0, 0, 0, 500),   // done, deadline long past
+        ];
+        let (counts, overdue) = super::classify_sweeps(&jobs, now);
+        assert_eq!(counts, [1, 1, 3]);
+        assert_eq!(overdue, 2);
+    }
 
     #[test]
     fn host_states_follow_the_thresholds() {
