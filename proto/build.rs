@@ -15,7 +15,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &protos {
         println!("cargo:rerun-if-changed={}", p.display());
     }
+    // The schema as protoc read it, for tests that check the code's tables
+    // against the proto's own names (common/src/section/tests.rs).
+    let descriptors = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("descriptors.bin");
     tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptors)
         .type_attribute(
             ".driftwatch.v1",
             "#[derive(serde::Serialize, serde::Deserialize)]",

@@ -157,7 +157,7 @@ fn main() -> std::io::Result<()> {
         fs: root.as_ref().map_or_else(HostFs::default, HostFs::new),
     };
     let mut collectors = collect::all();
-    let names: Vec<&str> = collectors.iter().map(|c| c.name()).collect();
+    let names: Vec<&str> = collectors.iter().map(|c| c.kind().name()).collect();
     let mut cpu: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut wall: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut total_cpu = Vec::new();
@@ -171,16 +171,19 @@ fn main() -> std::io::Result<()> {
             let (c0, w0) = (thread_cpu_ns(), Instant::now());
             let body = c.collect(&ctx);
             let (c1, w1) = (thread_cpu_ns(), w0.elapsed());
-            let name = c.name();
+            let name = c.kind().name();
             if run > 0 {
                 cpu.entry(name).or_default().push((c1 - c0) as f64 / 1e6);
                 wall.entry(name).or_default().push(w1.as_secs_f64() * 1e3);
             }
             sections.push(match body {
-                Ok(b) => driftwatch_common::snapshot::ok_section(name, b, 0),
-                Err(e) => {
-                    driftwatch_common::snapshot::failed_section(name, "error", e.to_string(), 0)
-                }
+                Ok(b) => driftwatch_common::snapshot::ok_section(b, 0),
+                Err(e) => driftwatch_common::snapshot::failed_section(
+                    c.kind(),
+                    driftwatch_common::vocab::CollectionStatus::Error,
+                    e.to_string(),
+                    0,
+                ),
             });
         }
         if run > 0 {

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use driftwatch_common::metrics::GaugeFn;
 use driftwatch_common::proto::Snapshot;
-use driftwatch_common::snapshot::STATUS_ERROR;
+use driftwatch_common::vocab::CollectionStatus;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -109,7 +109,7 @@ impl AgentMetrics {
                 .get_or_create(&labels)
                 .set(s.duration_us as f64 / 1e6);
             let errors = self.section_errors.get_or_create(&labels);
-            if s.status == STATUS_ERROR {
+            if s.status == CollectionStatus::Error.as_str() {
                 errors.inc();
             }
         }

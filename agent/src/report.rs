@@ -296,7 +296,6 @@ mod tests {
     #[test]
     fn unchanged_sections_travel_as_hashes_until_refresh() {
         let host = ok_section(
-            "host",
             Body::Host(HostSection {
                 hostname: "a".into(),
                 ..Default::default()

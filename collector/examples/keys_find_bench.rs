@@ -167,7 +167,6 @@ fn leaver_key(line: u32) -> AuthorizedKey {
 
 fn packages(i: usize, n: usize) -> Section {
     ok_section(
-        "packages",
         Body::Packages(PackagesSection {
             source: "dpkg".into(),
             installed_count: n as u64,
@@ -235,7 +234,6 @@ fn host_snapshot(i: usize, n_packages: usize) -> Snapshot {
         collected_at_ms: 1_800_000_000_000,
         sections: vec![
             ok_section(
-                "host",
                 Body::Host(HostSection {
                     hostname,
                     os_id: "debian".into(),
@@ -248,7 +246,6 @@ fn host_snapshot(i: usize, n_packages: usize) -> Snapshot {
                 10,
             ),
             ok_section(
-                "ssh_keys",
                 Body::SshKeys(SshKeysSection {
                     files,
                     ..Default::default()

@@ -501,7 +501,6 @@ mod tests {
         let mut s = snap(4, &[("SHA256:a", "ops@corp")]);
         s.collected_at_ms = 77;
         s.sections.push(driftwatch_common::snapshot::ok_section(
-            "host",
             Body::Host(driftwatch_common::proto::HostSection {
                 hostname: "web-1".into(),
                 ..Default::default()

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pki;
 pub mod private_files;
+pub mod section;
 pub mod severity;
 pub mod signal;
 pub mod snapshot;
@@ -21,5 +22,6 @@ pub mod stable;
 pub mod testgen;
 pub mod time;
 pub mod tls;
+pub mod vocab;
 
 pub use driftwatch_proto as proto;

@@ -1,17 +1,16 @@
 //! Helpers over the snapshot model (the generated `Snapshot`/`Section`
-//! messages): status names, section lookup, summaries.
+//! messages): section construction and lookup, summaries.
 
 use crate::proto::{HostSection, Label, Section, SectionStatus, Snapshot, section::Body};
+use crate::section::SectionKind;
+use crate::vocab::CollectionStatus;
 
-pub const STATUS_OK: &str = "ok";
-pub const STATUS_UNSUPPORTED: &str = "unsupported";
-pub const STATUS_ERROR: &str = "error";
-
-/// A section that collected fine, with its stable hash.
-pub fn ok_section(name: &str, body: Body, duration_us: u64) -> Section {
+/// A section that collected fine, with its stable hash; named after its
+/// body's kind, so name and body cannot disagree.
+pub fn ok_section(body: Body, duration_us: u64) -> Section {
     with_hash(Section {
-        name: name.to_string(),
-        status: STATUS_OK.into(),
+        name: SectionKind::of_body(&body).name().to_string(),
+        status: CollectionStatus::Ok.as_str().into(),
         error: String::new(),
         duration_us,
         hash: String::new(),
@@ -27,10 +26,15 @@ fn with_hash(mut s: Section) -> Section {
 }
 
 /// A section that could not be collected; the rest of the snapshot stands.
-pub fn failed_section(name: &str, status: &str, error: String, duration_us: u64) -> Section {
+pub fn failed_section(
+    kind: SectionKind,
+    status: CollectionStatus,
+    error: String,
+    duration_us: u64,
+) -> Section {
     with_hash(Section {
-        name: name.to_string(),
-        status: status.to_string(),
+        name: kind.name().to_string(),
+        status: status.as_str().to_string(),
         error,
         duration_us,
         hash: String::new(),
@@ -40,12 +44,12 @@ pub fn failed_section(name: &str, status: &str, error: String, duration_us: u64)
     })
 }
 
-pub fn find_section<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a Section> {
-    snapshot.sections.iter().find(|s| s.name == name)
+pub fn find_section(snapshot: &Snapshot, kind: SectionKind) -> Option<&Section> {
+    snapshot.sections.iter().find(|s| s.name == kind.name())
 }
 
 pub fn host_section(snapshot: &Snapshot) -> Option<&HostSection> {
-    match find_section(snapshot, "host")?.body.as_ref()? {
+    match find_section(snapshot, SectionKind::Host)?.body.as_ref()? {
         Body::Host(h) => Some(h),
         _ => None,
     }
@@ -110,12 +114,20 @@ mod tests {
     fn section_lookup_and_filtering() {
         let mut snap = Snapshot {
             sections: vec![
-                ok_section("processes", Body::Processes(ProcessesSection::default()), 5),
-                failed_section("raid", STATUS_UNSUPPORTED, "no md".into(), 1),
+                ok_section(Body::Processes(ProcessesSection::default()), 5),
+                failed_section(
+                    SectionKind::Raid,
+                    CollectionStatus::Unsupported,
+                    "no md".into(),
+                    1,
+                ),
             ],
             ..Default::default()
         };
-        assert_eq!(find_section(&snap, "raid").unwrap().error, "no md");
+        assert_eq!(
+            find_section(&snap, SectionKind::Raid).unwrap().error,
+            "no md"
+        );
         assert!(host_section(&snap).is_none());
         let st = section_statuses(&snap);
         assert_eq!(

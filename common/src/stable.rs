@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::proto::section::Body;
 use crate::proto::{Process, ProcessesSection, Section};
+use crate::section::SectionKind;
 
 /// A section reduced to its stable content (status and error included: a
 /// section that starts failing is a change).
@@ -31,9 +32,9 @@ pub fn section_hash(s: &Section) -> String {
 }
 
 /// Whether a section of this kind carries volatile values at all (what
-/// [`stable_body`] clears); ssh_keys and packages are all stable content.
+/// [`stable_body`] clears): [`SectionKind::has_volatile_values`].
 pub fn has_volatile_values(body: &Body) -> bool {
-    !matches!(body, Body::SshKeys(_) | Body::Packages(_))
+    SectionKind::of_body(body).has_volatile_values()
 }
 
 pub fn stable_body(body: &Body) -> Body {
@@ -150,7 +151,6 @@ mod tests {
     #[test]
     fn volatile_values_do_not_change_the_hash() {
         let a = ok_section(
-            "host",
             Body::Host(HostSection {
                 hostname: "a".into(),
                 uptime_s: 5,
@@ -195,7 +195,7 @@ mod tests {
                 },
             ],
         };
-        let s = |p: ProcessesSection| ok_section("processes", Body::Processes(p), 0);
+        let s = |p: ProcessesSection| ok_section(Body::Processes(p), 0);
         assert_eq!(section_hash(&s(p1.clone())), section_hash(&s(p2)));
         let Body::Processes(g) = stable_body(&Body::Processes(p1.clone())) else {
             unreachable!()

@@ -7,6 +7,7 @@
 
 use crate::proto::section::Body;
 use crate::proto::*;
+use crate::section::SectionKind;
 use crate::snapshot::ok_section;
 
 /// A small, seeded random source with the helpers the generators share.
@@ -42,10 +43,10 @@ const EXES: &[&str] = &["/usr/sbin/nginx", "/usr/sbin/sshd", "/bin/sh", ""];
 const NAMES: &[&str] = &["nginx", "sshd", "sh", "cron"];
 const STATES: &[&str] = &["running", "exited", "ok", "degraded", ""];
 
-/// Every section kind, named as the agent names them.
-pub fn section(g: &mut Gen, name: &str) -> Section {
-    let body = match name {
-        "host" => Body::Host(HostSection {
+/// A section of the given kind.
+pub fn section(g: &mut Gen, kind: SectionKind) -> Section {
+    let body = match kind {
+        SectionKind::Host => Body::Host(HostSection {
             hostname: g.word(&["web-1", "db-1"]),
             os_pretty_name: g.word(&["Debian 13", "Ubuntu 24.04"]),
             kernel: g.word(&["6.1.0", "6.12.0"]),
@@ -55,7 +56,7 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
             memory_total_bytes: g.u64(),
             ..Default::default()
         }),
-        "processes" => Body::Processes(ProcessesSection {
+        SectionKind::Processes => Body::Processes(ProcessesSection {
             processes: (0..g.n(12))
                 .map(|_| Process {
                     pid: g.u32(),
@@ -75,7 +76,7 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
                 })
                 .collect(),
         }),
-        "ssh_keys" => Body::SshKeys(SshKeysSection {
+        SectionKind::SshKeys => Body::SshKeys(SshKeysSection {
             files: (0..g.n(3))
                 .map(|_| AuthorizedKeysFile {
                     user: g.word(USERS),
@@ -106,7 +107,7 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
                 .collect(),
             ..Default::default()
         }),
-        "log_config" => Body::LogConfig(LogConfigSection {
+        SectionKind::LogConfig => Body::LogConfig(LogConfigSection {
             forwards: (0..g.n(3))
                 .map(|_| LogForward {
                     daemon: g.word(&["rsyslog", "syslog-ng"]),
@@ -142,7 +143,7 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
             var_log_partial: g.bool(),
             ..Default::default()
         }),
-        "raid" => Body::Raid(RaidSection {
+        SectionKind::Raid => Body::Raid(RaidSection {
             verdict: g.word(&["healthy", "degraded"]),
             md_arrays: (0..g.n(2))
                 .map(|i| MdArray {
@@ -185,7 +186,7 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
                 .collect(),
             ..Default::default()
         }),
-        "packages" => Body::Packages(PackagesSection {
+        SectionKind::Packages => Body::Packages(PackagesSection {
             source: "dpkg".into(),
             packages: (0..g.n(6))
                 .map(|_| Package {
@@ -198,7 +199,7 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
                 .collect(),
             ..Default::default()
         }),
-        "containers" => Body::Containers(ContainersSection {
+        SectionKind::Containers => Body::Containers(ContainersSection {
             containers: (0..g.n(4))
                 .map(|_| Container {
                     id: format!("{:x}", g.u64()),
@@ -221,12 +222,11 @@ pub fn section(g: &mut Gen, name: &str) -> Section {
                 .collect(),
             ..Default::default()
         }),
-        other => panic!("no generator for section {other:?}"),
     };
-    ok_section(name, body, g.u64())
+    ok_section(body, g.u64())
 }
 
 /// One section of every kind.
 pub fn sections(g: &mut Gen) -> Vec<Section> {
-    SECTION_NAMES.iter().map(|n| section(g, n)).collect()
+    SectionKind::ALL.iter().map(|k| section(g, *k)).collect()
 }

@@ -56,7 +56,6 @@ fn snapshot(seq: u64, collected_at_ms: i64, hostname: &str) -> Snapshot {
         agent_epoch: 7,
         interval_s: 60,
         sections: vec![ok_section(
-            "host",
             Body::Host(HostSection {
                 hostname: hostname.into(),
                 ..Default::default()

@@ -27,6 +27,7 @@
 //! (bollard sets no idle connections), so it does not depend on which
 //! runtime made it.
 
+use driftwatch_common::section::SectionKind;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -115,8 +116,8 @@ impl ContainersCollector {
 }
 
 impl Collector for ContainersCollector {
-    fn name(&self) -> &'static str {
-        "containers"
+    fn kind(&self) -> SectionKind {
+        SectionKind::Containers
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {

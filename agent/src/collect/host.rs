@@ -1,6 +1,7 @@
 //! The `host` section: what machine this is.
 
 use driftwatch_common::proto::{HostSection, section::Body};
+use driftwatch_common::section::SectionKind;
 
 use super::{Collector, Context, SectionError};
 use crate::hostfs::HostFs;
@@ -11,8 +12,8 @@ const SMALL: u64 = 64 * 1024;
 pub struct HostCollector;
 
 impl Collector for HostCollector {
-    fn name(&self) -> &'static str {
-        "host"
+    fn kind(&self) -> SectionKind {
+        SectionKind::Host
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {

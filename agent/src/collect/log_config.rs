@@ -10,6 +10,7 @@
 mod read;
 mod varlog;
 
+use driftwatch_common::section::SectionKind;
 use std::collections::{BTreeSet, HashMap};
 
 use driftwatch_common::proto::{
@@ -29,8 +30,8 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 pub struct LogConfigCollector;
 
 impl Collector for LogConfigCollector {
-    fn name(&self) -> &'static str {
-        "log_config"
+    fn kind(&self) -> SectionKind {
+        SectionKind::LogConfig
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {

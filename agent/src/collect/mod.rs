@@ -17,7 +17,9 @@ pub mod ssh_keys;
 use std::time::Instant;
 
 use driftwatch_common::proto::{Section, section::Body};
-use driftwatch_common::snapshot::{STATUS_ERROR, STATUS_UNSUPPORTED, failed_section, ok_section};
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::snapshot::{failed_section, ok_section};
+use driftwatch_common::vocab::CollectionStatus;
 use thiserror::Error;
 use tracing::{info_span, warn};
 
@@ -41,25 +43,31 @@ pub struct Context {
 }
 
 pub trait Collector: Send {
-    /// The section name, as in the proto (`ssh_keys`).
-    fn name(&self) -> &'static str;
+    /// The section this collects.
+    fn kind(&self) -> SectionKind;
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError>;
     /// Takes the baseline a rate needs (CPU times) so that the first
     /// report's rates are measured, not zero. Most sections have none.
     fn prime(&mut self, _ctx: &Context) {}
 }
 
+/// The collector of a section kind: one arm per kind, so a kind cannot be
+/// declared without the agent collecting it.
+pub fn collector(kind: SectionKind) -> Box<dyn Collector> {
+    match kind {
+        SectionKind::Host => Box::new(host::HostCollector),
+        SectionKind::Processes => Box::new(processes::ProcessCollector::default()),
+        SectionKind::SshKeys => Box::new(ssh_keys::SshKeysCollector),
+        SectionKind::LogConfig => Box::new(log_config::LogConfigCollector),
+        SectionKind::Raid => Box::new(raid::RaidCollector::default()),
+        SectionKind::Packages => Box::new(packages::PackagesCollector::default()),
+        SectionKind::Containers => Box::new(containers::ContainersCollector::from_env()),
+    }
+}
+
 /// Every section this agent knows, in report order.
 pub fn all() -> Vec<Box<dyn Collector>> {
-    vec![
-        Box::new(host::HostCollector),
-        Box::new(processes::ProcessCollector::default()),
-        Box::new(ssh_keys::SshKeysCollector),
-        Box::new(log_config::LogConfigCollector),
-        Box::new(raid::RaidCollector::default()),
-        Box::new(packages::PackagesCollector::default()),
-        Box::new(containers::ContainersCollector::from_env()),
-    ]
+    SectionKind::ALL.iter().map(|&k| collector(k)).collect()
 }
 
 /// The scheduler: runs the selected collectors, turning failures into
@@ -72,23 +80,17 @@ impl Collectors {
     /// `only` selects sections by name; empty means all. Unknown names are
     /// an error that lists the known ones.
     pub fn new(only: &[String]) -> Result<Self, String> {
-        let all = all();
-        let known: Vec<&str> = all.iter().map(|c| c.name()).collect();
-        if let Some(bad) = only.iter().find(|n| !known.contains(&n.as_str())) {
-            return Err(format!(
-                "unknown section {bad:?}: known sections are {}",
-                known.join(", ")
-            ));
-        }
-        let collectors = all
-            .into_iter()
-            .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name()))
+        SectionKind::check_names(only).map_err(|e| e.to_string())?;
+        let collectors = SectionKind::ALL
+            .iter()
+            .filter(|k| only.is_empty() || only.iter().any(|n| n == k.name()))
+            .map(|&k| collector(k))
             .collect();
         Ok(Collectors { collectors })
     }
 
     pub fn names(&self) -> Vec<&'static str> {
-        self.collectors.iter().map(|c| c.name()).collect()
+        self.collectors.iter().map(|c| c.kind().name()).collect()
     }
 
     /// Primes every collector that keeps rates. Blocking, like
@@ -96,7 +98,7 @@ impl Collectors {
     /// to report.
     pub fn prime_all(&mut self, ctx: &Context) {
         for c in &mut self.collectors {
-            let _span = info_span!("prime", section = c.name()).entered();
+            let _span = info_span!("prime", section = c.kind().name()).entered();
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.prime(ctx)));
         }
     }
@@ -111,26 +113,27 @@ impl Collectors {
 }
 
 fn run_one(c: &mut dyn Collector, ctx: &Context) -> Section {
-    let name = c.name();
+    let kind = c.kind();
+    let name = kind.name();
     let _span = info_span!("collect", section = name).entered();
     let start = Instant::now();
     // A panic in one parser must not take the snapshot down with it.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.collect(ctx)));
     let us = start.elapsed().as_micros() as u64;
     match result {
-        Ok(Ok(body)) => ok_section(name, body, us),
+        Ok(Ok(body)) => ok_section(body, us),
         Ok(Err(SectionError::Unsupported(why))) => {
-            failed_section(name, STATUS_UNSUPPORTED, why, us)
+            failed_section(kind, CollectionStatus::Unsupported, why, us)
         }
         Ok(Err(SectionError::Failed(why))) => {
             warn!(section = name, error = %why, "collection failed");
-            failed_section(name, STATUS_ERROR, why, us)
+            failed_section(kind, CollectionStatus::Error, why, us)
         }
         Err(_) => {
             warn!(section = name, "collector panicked");
             failed_section(
-                name,
-                STATUS_ERROR,
+                kind,
+                CollectionStatus::Error,
                 format!("{name} collector panicked (a bug: please report it)"),
                 us,
             )
@@ -144,8 +147,8 @@ mod tests {
 
     struct Boom;
     impl Collector for Boom {
-        fn name(&self) -> &'static str {
-            "boom"
+        fn kind(&self) -> SectionKind {
+            SectionKind::Raid
         }
         fn collect(&mut self, _: &Context) -> Result<Body, SectionError> {
             panic!("parser bug")
@@ -160,6 +163,14 @@ mod tests {
         let s = run_one(&mut Boom, &ctx);
         assert_eq!(s.status, "error");
         assert!(s.error.contains("panicked"));
+    }
+
+    /// Every kind has its collector, in report order, and each collects
+    /// the kind it is listed for.
+    #[test]
+    fn every_section_kind_has_its_collector() {
+        let kinds: Vec<SectionKind> = all().iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds, SectionKind::ALL);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! tree's code as root (and `rpm --root` would still be our rpm reading a
 //! foreign database format).
 
+use driftwatch_common::section::SectionKind;
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -35,8 +36,8 @@ impl Default for PackagesCollector {
 }
 
 impl Collector for PackagesCollector {
-    fn name(&self) -> &'static str {
-        "packages"
+    fn kind(&self) -> SectionKind {
+        SectionKind::Packages
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {

@@ -11,6 +11,7 @@
 //! read `status`, `stat` and `statm` for every pid on every refresh
 //! (BENCHMARKS.md, "Agent: CPU of one full collection").
 
+use driftwatch_common::section::SectionKind;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -88,8 +89,8 @@ pub struct ProcessCollector {
 }
 
 impl Collector for ProcessCollector {
-    fn name(&self) -> &'static str {
-        "processes"
+    fn kind(&self) -> SectionKind {
+        SectionKind::Processes
     }
 
     /// A collection whose result is dropped: it fills the per-process

@@ -13,6 +13,7 @@
 //! running binaries found under a foreign root as root would execute
 //! whatever that tree holds.
 
+use driftwatch_common::section::SectionKind;
 use std::ffi::OsString;
 use std::time::Duration;
 
@@ -52,8 +53,8 @@ impl Default for RaidCollector {
 }
 
 impl Collector for RaidCollector {
-    fn name(&self) -> &'static str {
-        "raid"
+    fn kind(&self) -> SectionKind {
+        SectionKind::Raid
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {

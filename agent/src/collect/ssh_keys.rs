@@ -5,6 +5,7 @@
 //! Key files are read with [`HostFs::read_user_file`]: a symlinked file or
 //! `.ssh` is reported as a finding and never followed, and reads are bounded.
 
+use driftwatch_common::section::SectionKind;
 use std::path::Path;
 
 use driftwatch_common::proto::{AuthorizedKeysFile, SshKeysSection, SshdSettings, section::Body};
@@ -21,8 +22,8 @@ pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
 pub struct SshKeysCollector;
 
 impl Collector for SshKeysCollector {
-    fn name(&self) -> &'static str {
-        "ssh_keys"
+    fn kind(&self) -> SectionKind {
+        SectionKind::SshKeys
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {

@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use driftwatch_common::proto::{Baseline, Snapshot};
+use driftwatch_common::proto::{Baseline, Section, Snapshot};
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::severity::Severity;
+use driftwatch_common::vocab::CollectionStatus;
 
 use super::Draft;
 use super::items::items;
-
-/// Sections a baseline speaks for: what a host was set up with. Processes
-/// at bake time are the builder's, not the service's.
-const SECTIONS: &[&str] = &["ssh_keys", "packages", "log_config", "containers"];
 
 /// The baseline a host is compared with, if any.
 pub fn for_host<'a>(
@@ -28,45 +27,47 @@ pub fn for_host<'a>(
     baselines.iter().find(|b| b.image_id == image_id)
 }
 
-pub fn evaluate(b: &Baseline, snap: &Snapshot) -> Vec<Draft> {
+pub fn evaluate<'a>(b: &'a Baseline, snap: &'a Snapshot) -> Vec<Draft> {
     let Some(base) = &b.snapshot else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for name in SECTIONS {
+    let collected = |sections: &'a [Section], kind: SectionKind| {
+        sections
+            .iter()
+            .find(|s| s.name == kind.name() && CollectionStatus::is_ok(s))
+    };
+    // Only what a host was set up with: `SectionKind::in_baseline`.
+    for &kind in SectionKind::ALL.iter().filter(|k| k.in_baseline()) {
         let (Some(old), Some(new)) = (
-            base.sections
-                .iter()
-                .find(|s| s.name == *name && s.status == "ok"),
-            snap.sections
-                .iter()
-                .find(|s| s.name == *name && s.status == "ok"),
+            collected(&base.sections, kind),
+            collected(&snap.sections, kind),
         ) else {
             continue;
         };
         let om: BTreeMap<_, _> = items(old).into_iter().map(|i| (i.key.clone(), i)).collect();
         let nm: BTreeMap<_, _> = items(new).into_iter().map(|i| (i.key.clone(), i)).collect();
         let rule = format!("baseline {}", b.name);
-        let sev = |kind: &str| match (*name, kind) {
-            ("ssh_keys", "baseline_added") => "medium",
-            ("packages", "baseline_changed") => "info",
-            _ => "low",
+        let sev = |what: &str| match (kind, what) {
+            (SectionKind::SshKeys, "baseline_added") => Severity::Medium,
+            (SectionKind::Packages, "baseline_changed") => Severity::Info,
+            _ => Severity::Low,
         };
         for (k, i) in &nm {
             match om.get(k) {
                 None => out.push(Draft {
                     kind: "baseline_added",
-                    section: name.to_string(),
+                    section: Some(kind),
                     item: k.clone(),
-                    severity: sev("baseline_added").into(),
+                    severity: sev("baseline_added"),
                     rule: rule.clone(),
                     message: format!("{} not in {rule}", i.text),
                 }),
                 Some(o) if o.value != i.value => out.push(Draft {
                     kind: "baseline_changed",
-                    section: name.to_string(),
+                    section: Some(kind),
                     item: k.clone(),
-                    severity: sev("baseline_changed").into(),
+                    severity: sev("baseline_changed"),
                     rule: rule.clone(),
                     message: format!("{k}: {} in {rule}, now {}", o.value, i.value),
                 }),
@@ -77,9 +78,9 @@ pub fn evaluate(b: &Baseline, snap: &Snapshot) -> Vec<Draft> {
             if !nm.contains_key(k) {
                 out.push(Draft {
                     kind: "baseline_removed",
-                    section: name.to_string(),
+                    section: Some(kind),
                     item: k.clone(),
-                    severity: sev("baseline_removed").into(),
+                    severity: sev("baseline_removed"),
                     rule: rule.clone(),
                     message: format!("{} from {rule} is gone", i.text),
                 });
@@ -121,9 +122,13 @@ pub fn unconfirmed_draft(image_id: &str, hosts: &[String], contents: usize) -> D
     };
     Draft {
         kind: "baseline_unconfirmed",
-        section: String::new(),
+        section: None,
         item: image_id.to_string(),
-        severity: if contents > 1 { "medium" } else { "info" }.into(),
+        severity: if contents > 1 {
+            Severity::Medium
+        } else {
+            Severity::Info
+        },
         rule: format!("baseline image-{image_id}"),
         message: format!(
             "image {image_id}'s bake-time baseline is unconfirmed ({} host(s) uploaded one{conflict}): no baseline drift is judged until enough hosts agree or `driftwatch baseline approve {image_id} --from-host HOST`",

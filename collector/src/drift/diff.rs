@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use driftwatch_common::proto::{Change, SECTION_NAMES, Section, SectionChanges};
+use driftwatch_common::proto::{Change, Section, SectionChanges};
+use driftwatch_common::section::SectionKind;
 
 use super::items::{Item, items};
 
@@ -18,7 +19,7 @@ fn by_key(s: Option<&Section>) -> BTreeMap<String, Item> {
 /// relative to `old`. Sections present on neither side are skipped; a
 /// section whose status changed says so first.
 pub fn diff(old: &[Section], new: &[Section]) -> Vec<SectionChanges> {
-    let mut names: Vec<&str> = SECTION_NAMES.to_vec();
+    let mut names: Vec<&str> = SectionKind::ALL.iter().map(|k| k.name()).collect();
     for s in old.iter().chain(new) {
         if !names.contains(&s.name.as_str()) {
             names.push(&s.name);
@@ -100,10 +101,10 @@ mod tests {
     use driftwatch_common::proto::section::Body;
     use driftwatch_common::proto::{Package, PackagesSection};
     use driftwatch_common::snapshot::{failed_section, ok_section};
+    use driftwatch_common::vocab::CollectionStatus;
 
     fn pkgs(list: &[(&str, &str)]) -> Section {
         ok_section(
-            "packages",
             Body::Packages(PackagesSection {
                 packages: list
                     .iter()
@@ -141,8 +142,8 @@ mod tests {
         let d = diff(
             &[pkgs(&[("a", "1")])],
             &[failed_section(
-                "packages",
-                "error",
+                SectionKind::Packages,
+                CollectionStatus::Error,
                 "dpkg status unreadable".into(),
                 0,
             )],

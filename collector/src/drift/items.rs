@@ -5,10 +5,11 @@
 
 use driftwatch_common::proto::Section;
 use driftwatch_common::proto::section::Body;
+use driftwatch_common::section::SectionKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    pub section: &'static str,
+    pub section: SectionKind,
     /// Identity within the section: what "added" and "removed" are about.
     pub key: String,
     /// What "changed" is about, for the same key.
@@ -21,7 +22,7 @@ pub struct Item {
 }
 
 fn item(
-    section: &'static str,
+    section: SectionKind,
     key: String,
     value: String,
     peer: Option<String>,
@@ -44,21 +45,21 @@ pub fn items(s: &Section) -> Vec<Item> {
     let mut out = match body {
         Body::Host(h) => vec![
             item(
-                "host",
+                SectionKind::Host,
                 "os".into(),
                 h.os_pretty_name.clone(),
                 Some(format!("os {}", h.os_pretty_name)),
                 format!("os {}", h.os_pretty_name),
             ),
             item(
-                "host",
+                SectionKind::Host,
                 "kernel".into(),
                 h.kernel.clone(),
                 Some(format!("kernel {}", h.kernel)),
                 format!("kernel {}", h.kernel),
             ),
             item(
-                "host",
+                SectionKind::Host,
                 "hostname".into(),
                 h.hostname.clone(),
                 None,
@@ -80,7 +81,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                 .map(|((user, exe), n)| {
                     let key = format!("{user} {exe}");
                     item(
-                        "processes",
+                        SectionKind::Processes,
                         key.clone(),
                         format!("x{n}"),
                         Some(key.clone()),
@@ -111,7 +112,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                             .collect();
                         let value = format!("{} {}", f.path, opts.join(","));
                         item(
-                            "ssh_keys",
+                            SectionKind::SshKeys,
                             key.clone(),
                             value,
                             Some(key),
@@ -129,7 +130,7 @@ pub fn items(s: &Section) -> Vec<Item> {
             .map(|p| {
                 let key = format!("{}:{}", p.name, p.architecture);
                 item(
-                    "packages",
+                    SectionKind::Packages,
                     key.clone(),
                     p.version.clone(),
                     Some(format!("{key} {}", p.version)),
@@ -153,7 +154,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                     ports.join(",")
                 );
                 item(
-                    "containers",
+                    SectionKind::Containers,
                     k.name.clone(),
                     value,
                     Some(format!("image {image}")),
@@ -169,7 +170,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                 .map(|f| {
                     let key = format!("forward {}://{}:{}", f.protocol, f.target, f.port);
                     item(
-                        "log_config",
+                        SectionKind::LogConfig,
                         key.clone(),
                         String::new(),
                         Some(key.clone()),
@@ -199,7 +200,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                     .collect::<Vec<_>>()
                     .join(" ");
                 v.push(item(
-                    "log_config",
+                    SectionKind::LogConfig,
                     key.clone(),
                     value.clone(),
                     Some(format!("{key} [{value}]")),
@@ -215,7 +216,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                     if !val.is_empty() {
                         let key = format!("journald {name}");
                         v.push(item(
-                            "log_config",
+                            SectionKind::LogConfig,
                             key.clone(),
                             val.clone(),
                             Some(format!("{key}={val}")),
@@ -226,7 +227,13 @@ pub fn items(s: &Section) -> Vec<Item> {
             }
             for u in &l.unrotated {
                 let key = format!("unrotated {}", u.path);
-                v.push(item("log_config", key.clone(), String::new(), None, key));
+                v.push(item(
+                    SectionKind::LogConfig,
+                    key.clone(),
+                    String::new(),
+                    None,
+                    key,
+                ));
             }
             v
         }
@@ -237,7 +244,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                 .map(|a| {
                     let members: Vec<&str> = a.members.iter().map(|m| m.device.as_str()).collect();
                     item(
-                        "raid",
+                        SectionKind::Raid,
                         a.name.clone(),
                         format!("{} [{}] {}", a.level, members.join(" "), a.verdict),
                         None,
@@ -249,7 +256,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                 for d in &c.virtual_drives {
                     let key = format!("vd {}", d.id);
                     v.push(item(
-                        "raid",
+                        SectionKind::Raid,
                         key.clone(),
                         format!("{} {}", d.raid_level, d.verdict),
                         None,
@@ -276,7 +283,6 @@ mod tests {
     #[test]
     fn ssh_keys_are_user_and_fingerprint_with_readable_text() {
         let s = ok_section(
-            "ssh_keys",
             Body::SshKeys(SshKeysSection {
                 files: vec![AuthorizedKeysFile {
                     user: "root".into(),
@@ -308,7 +314,6 @@ mod tests {
     #[test]
     fn only_installed_packages_count() {
         let s = ok_section(
-            "packages",
             Body::Packages(PackagesSection {
                 packages: vec![
                     Package {

@@ -10,6 +10,8 @@ pub mod policy;
 pub mod version;
 
 use driftwatch_common::proto::{Baseline, Finding, HostSummary, Snapshot};
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::severity::Severity;
 use sha2::{Digest, Sha256};
 
 pub use driftwatch_common::severity::{SEVERITIES, severity_rank};
@@ -18,9 +20,10 @@ pub use driftwatch_common::severity::{SEVERITIES, severity_rank};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
     pub kind: &'static str,
-    pub section: String,
+    /// None for a finding about the host as a whole (stale, gone).
+    pub section: Option<SectionKind>,
     pub item: String,
-    pub severity: String,
+    pub severity: Severity,
     pub rule: String,
     pub message: String,
 }
@@ -83,9 +86,14 @@ pub fn host_state(h: &HostSummary, s: &Settings, now_ms: i64) -> &'static str {
     }
 }
 
+/// A finding's section as stored: empty for the host as a whole.
+fn section_name(s: Option<SectionKind>) -> &'static str {
+    s.map_or("", SectionKind::name)
+}
+
 fn finding_id(host: &str, d: &Draft) -> String {
     let mut h = Sha256::new();
-    for part in [d.kind, host, &d.section, &d.item, &d.rule] {
+    for part in [d.kind, host, section_name(d.section), &d.item, &d.rule] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -201,12 +209,12 @@ impl<'a> Evaluation<'a> {
                 i,
                 Draft {
                     kind: if state == "stale" { "stale" } else { "gone" },
-                    section: String::new(),
+                    section: None,
                     item: String::new(),
                     severity: if state == "stale" {
-                        "medium".into()
+                        Severity::Medium
                     } else {
-                        "info".into()
+                        Severity::Info
                     },
                     rule: String::new(),
                     message: format!(
@@ -244,10 +252,10 @@ impl<'a> Evaluation<'a> {
                 Finding {
                     id: finding_id(&h.host_id, &d),
                     kind: d.kind.to_string(),
-                    severity: d.severity,
+                    severity: d.severity.as_str().to_string(),
                     host_id: h.host_id.clone(),
                     hostname: h.hostname.clone(),
-                    section: d.section,
+                    section: section_name(d.section).to_string(),
                     item: d.item,
                     message: d.message,
                     first_seen_ms: now_ms,

@@ -7,23 +7,29 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use driftwatch_common::proto::{HostSummary, SECTION_NAMES, Snapshot};
+use driftwatch_common::proto::{HostSummary, Snapshot};
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::severity::Severity;
+use driftwatch_common::vocab::CollectionStatus;
 
 use super::items::items;
 use super::{Draft, Settings};
 
-/// How serious a peer difference is, per section: (outlier, missing).
-/// A key only one web host has is suspicious; a package version spread is
-/// routine.
-fn severities(section: &str) -> Option<(&'static str, &'static str)> {
+/// How serious a peer difference is, per section: (outlier, missing);
+/// None where peers are not compared. A key only one web host has is
+/// suspicious; a package version spread is routine.
+pub fn severities(section: SectionKind) -> Option<(Severity, Severity)> {
+    use Severity::*;
     match section {
-        "ssh_keys" => Some(("high", "low")),
-        "processes" => Some(("low", "medium")),
-        "containers" => Some(("medium", "medium")),
-        "log_config" => Some(("medium", "medium")),
-        "packages" => Some(("low", "low")),
-        "host" => Some(("low", "info")),
-        _ => None,
+        SectionKind::SshKeys => Some((High, Low)),
+        SectionKind::Processes => Some((Low, Medium)),
+        SectionKind::Containers => Some((Medium, Medium)),
+        SectionKind::LogConfig => Some((Medium, Medium)),
+        SectionKind::Packages => Some((Low, Low)),
+        SectionKind::Host => Some((Low, Info)),
+        // Arrays and virtual drives are per machine by nature (their items
+        // carry no peer identity).
+        SectionKind::Raid => None,
     }
 }
 
@@ -47,8 +53,8 @@ fn is_missing(count: usize, n: usize, s: &Settings) -> bool {
 pub struct Interner {
     /// Section → peer id → number; nested so a lookup borrows the peer id
     /// (this runs once per item per host per evaluation).
-    ids: HashMap<&'static str, HashMap<String, u32>>,
-    items: Vec<(&'static str, String, String)>,
+    ids: HashMap<SectionKind, HashMap<String, u32>>,
+    items: Vec<(SectionKind, String, String)>,
 }
 
 impl Interner {
@@ -61,7 +67,7 @@ impl Interner {
         self.items.is_empty()
     }
 
-    fn id(&mut self, section: &'static str, peer: String, text: String) -> u32 {
+    fn id(&mut self, section: SectionKind, peer: String, text: String) -> u32 {
         let in_section = self.ids.entry(section).or_default();
         if let Some(&id) = in_section.get(&peer) {
             return id;
@@ -76,7 +82,7 @@ impl Interner {
 /// One host as peer statistics see it.
 #[derive(Default)]
 pub struct PeerItems {
-    /// Bit i set: section `SECTION_NAMES[i]` was collected (status ok).
+    /// Bit i set: section `SectionKind::ALL[i]` was collected (status ok).
     collected: u32,
     /// Sorted, without duplicates.
     ids: Vec<u32>,
@@ -93,11 +99,11 @@ impl PeerItems {
         let Some(snap) = snapshot else {
             return out;
         };
-        for sec in snap.sections.iter().filter(|x| x.status == "ok") {
+        for sec in snap.sections.iter().filter(|x| CollectionStatus::is_ok(x)) {
             // A collected section with no items still counts as collected:
             // an empty rule list lacks what peers have.
-            if let Some(i) = SECTION_NAMES.iter().position(|n| *n == sec.name) {
-                out.collected |= 1 << i;
+            if let Some(k) = SectionKind::of(sec) {
+                out.collected |= 1 << k.index();
             }
             for it in items(sec) {
                 if let Some(p) = it.peer {
@@ -114,11 +120,8 @@ impl PeerItems {
         self.ids.binary_search(&id).is_ok()
     }
 
-    fn collected(&self, section: &str) -> bool {
-        SECTION_NAMES
-            .iter()
-            .position(|n| *n == section)
-            .is_some_and(|i| self.collected & (1 << i) != 0)
+    fn collected(&self, section: SectionKind) -> bool {
+        self.collected & (1 << section.index()) != 0
     }
 }
 
@@ -158,38 +161,39 @@ pub fn evaluate(
                 *counts.entry(id).or_default() += 1;
             }
         }
-        // In (section, peer id) order, so findings come out as they always did.
+        // In (section name, peer id) order, so findings come out as they
+        // always did.
         let mut candidates: Vec<(u32, usize)> = counts.into_iter().collect();
         candidates.sort_unstable_by(|a, b| {
             let (x, y) = (&interner.items[a.0 as usize], &interner.items[b.0 as usize]);
-            (x.0, &x.1).cmp(&(y.0, &y.1))
+            (x.0.name(), &x.1).cmp(&(y.0.name(), &y.1))
         });
         for &i in &members {
             let mine = items[i];
             for &(id, count) in &candidates {
                 let (sec, peer, text) = &interner.items[id as usize];
-                let Some((out_sev, miss_sev)) = severities(sec) else {
+                let Some((out_sev, miss_sev)) = severities(*sec) else {
                     continue;
                 };
-                if !mine.collected(sec) {
+                if !mine.collected(*sec) {
                     continue;
                 }
                 let has = mine.has(id);
                 if has && is_outlier(count, n, s) {
                     out.entry(i).or_default().push(Draft {
                         kind: "peer_outlier",
-                        section: sec.to_string(),
+                        section: Some(*sec),
                         item: peer.clone(),
-                        severity: out_sev.into(),
+                        severity: out_sev,
                         rule: rule.clone(),
                         message: format!("only {count} of {n} hosts in {rule} have {text}"),
                     });
                 } else if !has && is_missing(count, n, s) {
                     out.entry(i).or_default().push(Draft {
                         kind: "peer_missing",
-                        section: sec.to_string(),
+                        section: Some(*sec),
                         item: peer.clone(),
-                        severity: miss_sev.into(),
+                        severity: miss_sev,
                         rule: rule.clone(),
                         message: format!(
                             "{count} of {n} hosts in {rule} have {text}; this host does not"

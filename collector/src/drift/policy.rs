@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use driftwatch_common::proto::Snapshot;
 use driftwatch_common::proto::section::Body;
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::severity::Severity;
+use driftwatch_common::vocab::CollectionStatus;
 use serde::Deserialize;
 
 use super::Draft;
@@ -94,12 +97,12 @@ pub fn parse(text: &str) -> Result<Policy, String> {
     driftwatch_common::config::parse_toml(text)
 }
 
-fn d(section: &str, item: String, severity: &str, rule: &str, message: String) -> Draft {
+fn d(section: SectionKind, item: String, severity: Severity, rule: &str, message: String) -> Draft {
     Draft {
         kind: "policy",
-        section: section.to_string(),
+        section: Some(section),
         item,
-        severity: severity.to_string(),
+        severity,
         rule: rule.to_string(),
         message,
     }
@@ -115,7 +118,7 @@ fn process_matches(pattern: &str, user: &str, exe: &str) -> bool {
 /// Policy findings for one host's latest snapshot.
 pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
     let mut out = Vec::new();
-    for s in snap.sections.iter().filter(|s| s.status == "ok") {
+    for s in snap.sections.iter().filter(|s| CollectionStatus::is_ok(s)) {
         match &s.body {
             Some(Body::SshKeys(k)) => {
                 for f in &k.files {
@@ -127,9 +130,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                         );
                         if p.ssh_keys.forbidden_fingerprints.contains(&key.fingerprint) {
                             out.push(d(
-                                "ssh_keys",
+                                SectionKind::SshKeys,
                                 item.clone(),
-                                "critical",
+                                Severity::Critical,
                                 "ssh_keys.forbidden_fingerprints",
                                 format!("forbidden key {what}"),
                             ));
@@ -140,9 +143,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                             .find(|c| key.comment.to_lowercase().contains(&c.to_lowercase()))
                         {
                             out.push(d(
-                                "ssh_keys",
+                                SectionKind::SshKeys,
                                 item.clone(),
-                                "critical",
+                                Severity::Critical,
                                 "ssh_keys.forbidden_comments",
                                 format!("key matching forbidden comment {c:?}: {what}"),
                             ));
@@ -150,9 +153,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                             && !p.ssh_keys.allowed_fingerprints.contains(&key.fingerprint)
                         {
                             out.push(d(
-                                "ssh_keys",
+                                SectionKind::SshKeys,
                                 item,
-                                "high",
+                                Severity::High,
                                 "ssh_keys.allowed_fingerprints",
                                 format!("key not on the allowed list: {what}"),
                             ));
@@ -164,9 +167,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                 for k in &c.containers {
                     if p.containers.require_pinned && !k.pinned {
                         out.push(d(
-                            "containers",
+                            SectionKind::Containers,
                             k.name.clone(),
-                            "medium",
+                            Severity::Medium,
                             "containers.require_pinned",
                             format!(
                                 "container {} runs {} by a moving reference ({}), not a digest",
@@ -178,9 +181,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                         && (k.reference_kind == "latest" || k.reference_kind == "untagged")
                     {
                         out.push(d(
-                            "containers",
+                            SectionKind::Containers,
                             k.name.clone(),
-                            "medium",
+                            Severity::Medium,
                             "containers.forbid_latest",
                             format!("container {} runs {} (latest)", k.name, k.image),
                         ));
@@ -188,9 +191,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                     let unhealthy = k.health.as_ref().is_some_and(|h| h.status == "unhealthy");
                     if p.containers.forbid_unhealthy && unhealthy {
                         out.push(d(
-                            "containers",
+                            SectionKind::Containers,
                             k.name.clone(),
-                            "high",
+                            Severity::High,
                             "containers.forbid_unhealthy",
                             format!("container {} is unhealthy and still running", k.name),
                         ));
@@ -201,12 +204,12 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                 if p.raid.require_healthy && r.verdict != "healthy" && !r.verdict.is_empty() =>
             {
                 let sev = if r.verdict == "failed" || r.verdict == "degraded" {
-                    "critical"
+                    Severity::Critical
                 } else {
-                    "high"
+                    Severity::High
                 };
                 out.push(d(
-                    "raid",
+                    SectionKind::Raid,
                     "raid".into(),
                     sev,
                     "raid.require_healthy",
@@ -217,9 +220,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                 if p.logs.require_rotation {
                     for u in &l.unrotated {
                         out.push(d(
-                            "log_config",
+                            SectionKind::LogConfig,
                             format!("unrotated {}", u.path),
-                            "low",
+                            Severity::Low,
                             "logs.require_rotation",
                             format!("{} is not covered by any logrotate rule", u.path),
                         ));
@@ -235,9 +238,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                     });
                     if !found {
                         out.push(d(
-                            "log_config",
+                            SectionKind::LogConfig,
                             format!("forward {want}"),
-                            "medium",
+                            Severity::Medium,
                             "logs.require_forward",
                             format!("logs are not forwarded to {want}"),
                         ));
@@ -255,9 +258,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                 for req in &p.processes.required {
                     if !has(req) {
                         out.push(d(
-                            "processes",
+                            SectionKind::Processes,
                             req.clone(),
-                            "high",
+                            Severity::High,
                             "processes.required",
                             format!("required process {req} is not running"),
                         ));
@@ -266,9 +269,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                 for bad in &p.processes.forbidden {
                     if has(bad) {
                         out.push(d(
-                            "processes",
+                            SectionKind::Processes,
                             bad.clone(),
-                            "high",
+                            Severity::High,
                             "processes.forbidden",
                             format!("forbidden process {bad} is running"),
                         ));
@@ -284,9 +287,9 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                     {
                         if version::compare(&x.version, min).is_lt() {
                             out.push(d(
-                                "packages",
+                                SectionKind::Packages,
                                 format!("{}:{}", x.name, x.architecture),
-                                "high",
+                                Severity::High,
                                 "packages.minimum",
                                 format!("{} {} is older than the minimum {min}", x.name, x.version),
                             ));
@@ -316,7 +319,6 @@ mod tests {
         let p = parse("[packages]\nminimum = { openssl = \"3.0.11-1~deb12u2\" }\n").unwrap();
         let snap = |v: &str| Snapshot {
             sections: vec![ok_section(
-                "packages",
                 Body::Packages(PackagesSection {
                     packages: vec![Package {
                         name: "openssl".into(),

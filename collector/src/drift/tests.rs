@@ -22,7 +22,6 @@ fn host(id: &str, group: &str, last_seen: i64) -> HostSummary {
 pub(crate) fn keys(fps: &[&str]) -> Snapshot {
     Snapshot {
         sections: vec![ok_section(
-            "ssh_keys",
             Body::SshKeys(SshKeysSection {
                 files: vec![AuthorizedKeysFile {
                     user: "root".into(),

@@ -15,6 +15,8 @@ use driftwatch_common::proto::{
     StartSweepRequest, SweepJob,
 };
 use driftwatch_common::proto::{NotifyTestRequest, NotifyTestResponse};
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::severity::Severity;
 use driftwatch_common::snapshot::retain_sections;
 use driftwatch_common::time::{format_ms, now_ms};
 use tonic::{Request, Response, Status};
@@ -136,16 +138,8 @@ impl Admin for AdminService {
             let id = summary.host_id.clone();
             let mut snapshot = self.state.blocking(move |s| s.latest_snapshot(&id)).await?;
             if let Some(snap) = snapshot.as_mut() {
-                if let Some(bad) = sections
-                    .iter()
-                    .find(|n| !driftwatch_common::proto::SECTION_NAMES.contains(&n.as_str()))
-                {
-                    return Err(ServiceError::InvalidArgument(format!(
-                        "unknown section {bad:?}: known sections are {}",
-                        driftwatch_common::proto::SECTION_NAMES.join(", ")
-                    ))
-                    .into());
-                }
+                SectionKind::check_names(&sections)
+                    .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
                 retain_sections(snap, &sections);
             }
             Ok(Response::new(GetHostResponse {
@@ -365,16 +359,8 @@ impl Admin for AdminService {
         } = req.into_inner();
         let span = info_span!("rpc", method = "History", %admin);
         async move {
-            if let Some(bad) = sections
-                .iter()
-                .find(|n| !driftwatch_common::proto::SECTION_NAMES.contains(&n.as_str()))
-            {
-                return Err(ServiceError::InvalidArgument(format!(
-                    "unknown section {bad:?}: known sections are {}",
-                    driftwatch_common::proto::SECTION_NAMES.join(", ")
-                ))
-                .into());
-            }
+            SectionKind::check_names(&sections)
+                .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
             let id = self.host_id(&host).await?;
             let i = id.clone();
             let q = history::HistoryQuery {
@@ -496,12 +482,10 @@ impl Admin for AdminService {
             let min = if min_severity.is_empty() {
                 0
             } else {
-                severity_rank(&min_severity).ok_or_else(|| {
-                    ServiceError::InvalidArgument(format!(
-                        "unknown severity {min_severity:?}: use {}",
-                        drift::SEVERITIES.join(", ")
-                    ))
-                })?
+                min_severity
+                    .parse::<Severity>()
+                    .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?
+                    as usize
             };
             let host_id = if host.is_empty() {
                 None

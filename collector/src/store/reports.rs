@@ -447,7 +447,6 @@ mod tests {
         let mut s = snap(3, 99, &["bash", "curl"]);
         s.collected_at_ms = 1234;
         s.sections.push(ok_section(
-            "ssh_keys",
             Body::SshKeys(SshKeysSection {
                 files: vec![AuthorizedKeysFile {
                     user: "bob".into(),
@@ -503,7 +502,6 @@ mod tests {
             agent_epoch: 7,
             sections: vec![
                 ok_section(
-                    "host",
                     Body::Host(HostSection {
                         hostname: "h".into(),
                         uptime_s: uptime,
@@ -512,7 +510,6 @@ mod tests {
                     1,
                 ),
                 ok_section(
-                    "packages",
                     Body::Packages(PackagesSection {
                         packages: pkgs
                             .iter()

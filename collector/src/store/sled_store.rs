@@ -514,7 +514,6 @@ mod tests {
                 value: "web".into(),
             }],
             sections: vec![ok_section(
-                "host",
                 Body::Host(HostSection {
                     hostname: hostname.into(),
                     ..Default::default()

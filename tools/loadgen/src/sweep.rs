@@ -89,7 +89,6 @@ fn first_snapshot(i: usize) -> Snapshot {
         collected_at_ms: driftwatch_common::time::now_ms(),
         agent_version: format!("loadgen-{}", env!("CARGO_PKG_VERSION")),
         sections: vec![ok_section(
-            "host",
             Body::Host(HostSection {
                 hostname: format!("sweep-{i:06}.loadgen"),
                 machine_id: format!("{i:032x}"),
