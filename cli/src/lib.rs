@@ -6,6 +6,7 @@ pub mod conn;
 mod drift;
 mod hosts;
 mod keys;
+mod notify;
 pub mod render;
 mod tokens;
 pub mod values;
@@ -128,6 +129,23 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Webhook notifications of findings (`[[notify]]` in collector.toml)
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test event to every receiver (or one) through the collector's
+    /// outbox, and say how its first delivery attempt went (exit 1 when a
+    /// receiver did not take it)
+    Test {
+        /// Only the `[[notify]]` block with this name
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -449,6 +467,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
             KeysCommand::Sweeps => keys::sweeps(&conn, json, out).await,
             KeysCommand::SweepStatus { id } => keys::sweep_status(&conn, &id, json, out).await,
         }),
+        Command::Notify {
+            command: NotifyCommand::Test { name },
+        } => notify::test(&conn, name.as_deref(), json, out).await,
     }
 }
 

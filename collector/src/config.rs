@@ -33,6 +33,12 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 /// first_stream_timeout = "10s"        # no stream yet (e.g. no HTTP/2 preface) this long after the handshake: closed
 /// idle_timeout = "120s"               # no open stream this long after the last: closed
 /// max_message_bytes = 16777216
+/// [[notify]]                          # repeatable; see deploy/config/collector.toml
+/// name = "ops"
+/// url_file = "/etc/driftwatch/ops-webhook.url"   # or url = "https://…"
+/// format = "slack"                    # or "json" [default]
+/// min_severity = "high"
+/// kinds = ["policy", "stale"]
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +65,9 @@ pub struct FileConfig {
     pub baseline_quorum: Option<usize>,
     #[serde(default)]
     pub drift: DriftConfig,
+    /// Webhook receivers of finding transitions (`[[notify]]` blocks).
+    #[serde(default)]
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,6 +238,7 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         drift,
         drift_interval,
         retention,
+        notify: crate::notify::receiver::build(file.notify)?,
     })
 }
 

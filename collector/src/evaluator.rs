@@ -25,6 +25,8 @@ pub struct Evaluator {
     generation: std::sync::atomic::AtomicU64,
     /// What each host's snapshot gave the last evaluation.
     cache: std::sync::Arc<Mutex<DerivedCache>>,
+    /// Told of every finding that opens or resolves.
+    notifier: std::sync::OnceLock<std::sync::Arc<crate::notify::Notifier>>,
 }
 
 #[derive(Default)]
@@ -91,7 +93,13 @@ impl Evaluator {
             running: tokio::sync::Mutex::new((0, 0)),
             generation: std::sync::atomic::AtomicU64::new(1),
             cache: Default::default(),
+            notifier: Default::default(),
         }
+    }
+
+    /// From now on, transitions are queued for `n`'s receivers.
+    pub fn set_notifier(&self, n: std::sync::Arc<crate::notify::Notifier>) {
+        let _ = self.notifier.set(n);
     }
 
     /// Something findings depend on changed (a report, a baseline, a
@@ -154,14 +162,22 @@ impl Evaluator {
         }
         let settings = self.settings.clone();
         let cache = self.cache.clone();
+        let notifier = self.notifier.get().cloned();
         let done = tokio::task::spawn_blocking(move || {
             let mut cache = cache.lock().expect("not poisoned");
             let policy = (&policy, policy_generation);
-            evaluate_stored(store.as_ref(), policy, &settings, now_ms, &mut cache)
+            evaluate_stored(
+                store.as_ref(),
+                policy,
+                &settings,
+                now_ms,
+                &mut cache,
+                notifier.as_deref(),
+            )
         })
         .await
         .expect("drift evaluation task")?;
-        tracing::debug!(done.written, done.decoded, "drift evaluated");
+        tracing::debug!(done.written, done.decoded, done.queued, "drift evaluated");
         *last = (now_ms, generation);
         Ok(error)
     }
@@ -174,17 +190,22 @@ pub struct Evaluated {
     pub written: usize,
     /// Snapshots decoded because their cache entry was not current.
     pub decoded: usize,
+    /// Notifications queued (and synced) for the transitions.
+    pub queued: usize,
 }
 
 /// One evaluation over the store, deriving from the snapshots of hosts
 /// whose cache entry is not current. `policy` comes with its load
-/// generation.
+/// generation. With a `notifier`, the transitions' notifications are
+/// written in the same transaction as the findings and synced before they
+/// count as queued.
 pub fn evaluate_stored(
     store: &dyn Store,
     (policy, policy_generation): (&Policy, u64),
     s: &Settings,
     now_ms: i64,
     cache: &mut DerivedCache,
+    notifier: Option<&crate::notify::Notifier>,
 ) -> Result<Evaluated, StoreError> {
     let baselines = store.baselines()?;
     cache.check_inputs(policy_generation, &baselines);
@@ -236,10 +257,18 @@ pub fn evaluate_stored(
     let current = evaluation.finish();
     let stored: Vec<Finding> = store.findings()?;
     let changes = drift::reconcile(&stored, current, now_ms);
-    store.put_findings(&changes)?;
+    let events = notifier.map_or_else(Vec::new, |n| n.events_for(&stored, &changes, now_ms));
+    if let (Some(n), false) = (notifier, events.is_empty()) {
+        store.put_findings_and_queue(&changes, &events)?;
+        store.sync()?;
+        n.queued(store, &events);
+    } else {
+        store.put_findings(&changes)?;
+    }
     Ok(Evaluated {
         written: changes.len(),
         decoded,
+        queued: events.len(),
     })
 }
 
@@ -279,7 +308,8 @@ mod tests {
         let policy = Policy::default();
         let mut cache = DerivedCache::default();
         let mut run = |generation: u64| {
-            let r = evaluate_stored(&store, (&policy, generation), &s, now, &mut cache).unwrap();
+            let r =
+                evaluate_stored(&store, (&policy, generation), &s, now, &mut cache, None).unwrap();
             let open: Vec<String> = store
                 .findings()
                 .unwrap()

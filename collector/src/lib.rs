@@ -9,6 +9,7 @@ pub mod error;
 pub mod evaluator;
 pub mod keyindex;
 pub mod metrics;
+pub mod notify;
 pub mod ratelimit;
 pub mod serve_cli;
 pub mod server;

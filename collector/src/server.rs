@@ -49,6 +49,8 @@ pub struct ServeConfig {
     /// Hosts that must agree on an image's bake-time baseline (0: an
     /// operator approves every one).
     pub baseline_quorum: usize,
+    /// Webhook receivers of finding transitions.
+    pub notify: Vec<crate::notify::Receiver>,
 }
 
 #[derive(Debug, Error)]
@@ -122,6 +124,21 @@ impl Collector {
         let mut state = State::new(store, ca, evaluator)?;
         state.enrolled_validity = config.enrolled_validity;
         state.baseline_quorum = config.baseline_quorum;
+        if !config.notify.is_empty() {
+            let (receivers, metrics, s) = (
+                config.notify.clone(),
+                state.metrics.notify.clone(),
+                state.store.clone(),
+            );
+            let n = tokio::task::spawn_blocking(move || {
+                crate::notify::Notifier::open(receivers, metrics, s.as_ref())
+            })
+            .await
+            .expect("outbox task")?;
+            let n = Arc::new(n);
+            state.evaluator.set_notifier(n.clone());
+            state.notifier = Some(n);
+        }
         state.metrics.attach(&state);
         Ok(Collector {
             state,
@@ -196,6 +213,12 @@ impl Collector {
                 let _ = stop_rx.await;
             });
         info!(%addr, "collector listening");
+        if let Some(n) = &self.state.notifier {
+            n.start(self.state.store.clone());
+            for r in n.receivers() {
+                info!(receiver = %r.name, target = %r.target, "notifications go to this receiver");
+            }
+        }
         let background = tokio::spawn(background(
             self.state.clone(),
             self.config.drift_interval,
@@ -214,6 +237,9 @@ impl Collector {
             }
         }
         background.abort();
+        if let Some(n) = &self.state.notifier {
+            n.stop();
+        }
         drop(metrics_stop);
         let store = self.state.store.clone();
         // Bounded: a sync stuck on a failing disk must not keep the process

@@ -39,6 +39,7 @@ pub struct CollectorMetrics {
     pub connections_dropped: Family<Reason, Counter>,
     /// What agents' reports say their spools dropped.
     pub agent_spool_dropped: Counter,
+    pub notify: crate::notify::NotifyMetrics,
 }
 
 const REJECT_REASONS: [&str; 6] = [
@@ -63,6 +64,7 @@ impl CollectorMetrics {
             enrollments: Counter::default(),
             connections_dropped: Family::default(),
             agent_spool_dropped: Counter::default(),
+            notify: Default::default(),
         };
         registry.register(
             "driftwatch_collector_reports_received",
@@ -99,6 +101,7 @@ impl CollectorMetrics {
             "Snapshots agents dropped from their spool (full, unwritable, or refused as too large), as their stored reports say",
             m.agent_spool_dropped.clone(),
         );
+        m.notify.register(&mut registry);
         // Every series exists from the start, so a rate() over it begins at 0.
         for r in REJECT_REASONS {
             let _ = m.reports_rejected.get_or_create(&[("reason", r)]);

@@ -59,6 +59,8 @@ pub struct State {
     pub raid: Arc<RwLock<RaidIndex>>,
     pub metrics: CollectorMetrics,
     pub settled_sweeps: Arc<sweeps::SettledSweeps>,
+    /// Webhook delivery, when `[[notify]]` receivers are configured.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
     store_gate: Arc<tokio::sync::Semaphore>,
 }
 
@@ -98,6 +100,7 @@ impl State {
             raid: Arc::new(RwLock::new(raid)),
             metrics: CollectorMetrics::detached(),
             settled_sweeps: Arc::default(),
+            notifier: None,
             store_gate: Arc::new(tokio::sync::Semaphore::new(STORE_CONCURRENCY)),
         })
     }
