@@ -134,7 +134,7 @@ impl Setup {
         let config = dir.path().join("collector.toml");
         std::fs::write(
             &config,
-            format!("stale_after = \"2s\"\n[drift]\ninterval = \"1s\"\n{notify}"),
+            format!("stale_after = \"2s\"\n{notify}\n[drift]\ninterval = \"1s\"\n"),
         )
         .unwrap();
         Setup { dir, pki, config }
@@ -199,7 +199,8 @@ fn logged_key(log: &str, message: &str) -> Option<String> {
 #[test]
 fn a_finding_reaches_the_receiver_once_per_transition_across_a_restart() {
     let port = closed_port();
-    let s = Setup::new("");
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let s = Setup::new(&format!("metrics_listen = \"{maddr}\"\n"));
     let url_file = s.dir.path().join("ops.url");
     write_private(
         &url_file,
@@ -223,6 +224,17 @@ fn a_finding_reaches_the_receiver_once_per_transition_across_a_restart() {
         logged_key(&c.log_text(), "notification delivery failed")
     });
     let first_log = c.log_text();
+    let m = prom::scrape(&maddr);
+    let ops = [("receiver", "ops")];
+    assert_eq!(
+        m.value("driftwatch_collector_notifications_queued", &ops),
+        1.0
+    );
+    assert!(m.value("driftwatch_collector_notifications_failed_total", &ops) >= 1.0);
+    assert_eq!(
+        m.value("driftwatch_collector_notifications_sent_total", &ops),
+        0.0
+    );
     assert!(c.stop(), "collector exits 0 on SIGTERM");
 
     // Up after the restart: the queued event arrives, with its key.
@@ -253,6 +265,15 @@ fn a_finding_reaches_the_receiver_once_per_transition_across_a_restart() {
     std::thread::sleep(Duration::from_secs(4));
     let keys: Vec<String> = r.got().into_iter().map(|g| g.key).collect();
     assert_eq!(keys.len(), 2, "each transition exactly once: {keys:?}");
+    let m = prom::scrape(&maddr);
+    assert_eq!(
+        m.value("driftwatch_collector_notifications_sent_total", &ops),
+        2.0
+    );
+    assert_eq!(
+        m.value("driftwatch_collector_notifications_queued", &ops),
+        0.0
+    );
 
     let logs = format!("{first_log}{}", c.log_text());
     assert!(
