@@ -25,6 +25,10 @@ pub struct Evaluator {
     generation: std::sync::atomic::AtomicU64,
     /// What each host's snapshot gave the last evaluation.
     cache: std::sync::Arc<Mutex<DerivedCache>>,
+    /// Hosts the last evaluation found stale or gone: a report from one
+    /// resolves a finding even when its content is unchanged (an unchanged
+    /// report marks no data changed), so it counts as a change.
+    away: Mutex<HashSet<String>>,
     /// Told of every finding that opens or resolves.
     notifier: std::sync::OnceLock<std::sync::Arc<crate::notify::Notifier>>,
 }
@@ -94,6 +98,15 @@ impl Evaluator {
             generation: std::sync::atomic::AtomicU64::new(1),
             cache: Default::default(),
             notifier: Default::default(),
+            away: Default::default(),
+        }
+    }
+
+    /// `host_id` reported: if it was stale or gone, its finding resolves at
+    /// the next tick instead of at the next time-only re-evaluation.
+    pub fn reported(&self, host_id: &str) {
+        if self.away.lock().expect("not poisoned").remove(host_id) {
+            self.data_changed();
         }
     }
 
@@ -178,13 +191,14 @@ impl Evaluator {
         .await
         .expect("drift evaluation task")?;
         tracing::debug!(done.written, done.decoded, done.queued, "drift evaluated");
+        *self.away.lock().expect("not poisoned") = done.away;
         *last = (now_ms, generation);
         Ok(error)
     }
 }
 
 /// What one evaluation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluated {
     /// Findings written (new, seen again, resolved).
     pub written: usize,
@@ -192,6 +206,8 @@ pub struct Evaluated {
     pub decoded: usize,
     /// Notifications queued (and synced) for the transitions.
     pub queued: usize,
+    /// Hosts with a stale or gone finding.
+    pub away: HashSet<String>,
 }
 
 /// One evaluation over the store, deriving from the snapshots of hosts
@@ -255,6 +271,11 @@ pub fn evaluate_stored(
         }
     }
     let current = evaluation.finish();
+    let away = current
+        .iter()
+        .filter(|f| matches!(f.kind.as_str(), "stale" | "gone"))
+        .map(|f| f.host_id.clone())
+        .collect();
     let stored: Vec<Finding> = store.findings()?;
     let changes = drift::reconcile(&stored, current, now_ms);
     let events = notifier.map_or_else(Vec::new, |n| n.events_for(&stored, &changes, now_ms));
@@ -269,6 +290,7 @@ pub fn evaluate_stored(
         written: changes.len(),
         decoded,
         queued: events.len(),
+        away,
     })
 }
 

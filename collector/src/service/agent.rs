@@ -133,6 +133,8 @@ impl AgentService {
             }
             if matches!(outcome, PutOutcome::Stored { changed: true }) {
                 self.state.evaluator.data_changed();
+            } else {
+                self.state.evaluator.reported(&host_id);
             }
             // Acknowledge only once durable, also for a duplicate: its first
             // copy may still be in the batch being synced.
