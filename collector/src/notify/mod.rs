@@ -297,6 +297,66 @@ mod tests {
     }
 
     #[test]
+    fn a_full_outbox_drops_the_oldest_and_counts_them() {
+        use crate::store::{OutboxStore, SledStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let receivers = receiver::build(vec![
+            NotifyConfig {
+                name: "small".into(),
+                url: Some("http://127.0.0.1:9/".into()),
+                max_queued: Some(2),
+                ..Default::default()
+            },
+            NotifyConfig {
+                name: "critical".into(),
+                url: Some("http://127.0.0.1:9/".into()),
+                min_severity: Some("critical".into()),
+                ..Default::default()
+            },
+        ])
+        .unwrap();
+        let metrics = NotifyMetrics::default();
+        let n = Notifier::open(receivers, metrics.clone(), &store).unwrap();
+        let new = |id: &str| Finding {
+            severity: "high".into(),
+            ..f(id, 1, 0)
+        };
+        let changes = vec![new("a"), new("b"), new("c")];
+        let events = n.events_for(&[], &changes, 5);
+        let keys: Vec<&str> = events.iter().map(|e| e.idempotency_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["b-1-opened", "c-1-opened"],
+            "the newest two; none below critical"
+        );
+        store.put_findings_and_queue(&changes, &events).unwrap();
+        n.queued(&store, &events);
+        let more = n.events_for(&changes, &[new("a"), new("b"), new("c"), new("d")], 6);
+        store.put_findings_and_queue(&[], &more).unwrap();
+        n.queued(&store, &more);
+        let left: Vec<String> = store
+            .queued("small", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.idempotency_key)
+            .collect();
+        assert_eq!(left, ["c-1-opened", "d-1-opened"]);
+        let dropped = metrics
+            .dropped
+            .get_or_create(&[
+                ("receiver", "small".into()),
+                ("reason", "outbox_full".into()),
+            ])
+            .get();
+        assert_eq!(
+            dropped, 2,
+            "one cut from the batch, one trimmed from the queue"
+        );
+        assert_eq!(metrics.queued.get_or_create(&by("small")).get(), 2);
+    }
+
+    #[test]
     fn transitions_are_openings_and_resolutions_only() {
         let stored = vec![f("open", 1, 0), f("gone", 1, 0), f("old", 1, 5)];
         // Seen again, resolved, reopened after a resolution, new.
