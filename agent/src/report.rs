@@ -107,6 +107,9 @@ pub fn delta(
                 hash_only: _,
                 // The collector's to set, never the agent's.
                 body_collected_at_ms: _,
+                // Part of the stable form, so the hash stands for them.
+                items_truncated: _,
+                truncated: _,
                 body: _,
             } = s;
             Section {
@@ -117,6 +120,8 @@ pub fn delta(
                 hash: hash.clone(),
                 hash_only: true,
                 body_collected_at_ms: 0,
+                items_truncated: 0,
+                truncated: String::new(),
                 body: None,
             }
         })

@@ -16,6 +16,8 @@ pub fn ok_section(body: Body, duration_us: u64) -> Section {
         hash: String::new(),
         hash_only: false,
         body_collected_at_ms: 0,
+        items_truncated: 0,
+        truncated: String::new(),
         body: Some(body),
     })
 }
@@ -40,6 +42,8 @@ pub fn failed_section(
         hash: String::new(),
         hash_only: false,
         body_collected_at_ms: 0,
+        items_truncated: 0,
+        truncated: String::new(),
         body: None,
     })
 }

@@ -22,6 +22,10 @@ pub fn stable_section(s: &Section) -> Section {
         hash: String::new(),
         hash_only: false,
         body_collected_at_ms: 0,
+        // What was left out is part of what is known: a host that grows
+        // past a cap has changed.
+        items_truncated: s.items_truncated,
+        truncated: s.truncated.clone(),
         body: s.body.as_ref().map(stable_body),
     }
 }
