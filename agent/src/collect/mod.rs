@@ -16,6 +16,7 @@ pub mod ssh_keys;
 
 use std::time::Instant;
 
+use driftwatch_common::caps;
 use driftwatch_common::proto::{Section, section::Body};
 use driftwatch_common::section::SectionKind;
 use driftwatch_common::snapshot::{failed_section, ok_section};
@@ -49,6 +50,13 @@ pub trait Collector: Send {
     /// Takes the baseline a rate needs (CPU times) so that the first
     /// report's rates are measured, not zero. Most sections have none.
     fn prime(&mut self, _ctx: &Context) {}
+    /// What the last `collect` stopped reading at a cap of
+    /// [`driftwatch_common::caps`] (processes stops walking /proc there, so
+    /// a host with 500,000 processes costs the agent the cap, not all of
+    /// them). The scheduler cuts every other list itself.
+    fn take_truncation(&mut self) -> caps::Truncation {
+        caps::Truncation::default()
+    }
 }
 
 /// The collector of a section kind: one arm per kind, so a kind cannot be
@@ -121,7 +129,17 @@ fn run_one(c: &mut dyn Collector, ctx: &Context) -> Section {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.collect(ctx)));
     let us = start.elapsed().as_micros() as u64;
     match result {
-        Ok(Ok(body)) => ok_section(body, us),
+        Ok(Ok(mut body)) => {
+            let mut cut = c.take_truncation();
+            caps::apply(&mut body, &mut cut);
+            let mut s = ok_section(body, us);
+            if !cut.is_empty() {
+                warn!(section = name, truncated = %cut.message(), "section over its caps: items left out");
+                cut.mark(&mut s, None);
+                s.hash = driftwatch_common::stable::section_hash(&s);
+            }
+            s
+        }
         Ok(Err(SectionError::Unsupported(why))) => {
             failed_section(kind, CollectionStatus::Unsupported, why, us)
         }
@@ -171,6 +189,49 @@ mod tests {
     fn every_section_kind_has_its_collector() {
         let kinds: Vec<SectionKind> = all().iter().map(|c| c.kind()).collect();
         assert_eq!(kinds, SectionKind::ALL);
+    }
+
+    /// Generated input over the cap: a collector that returns more packages
+    /// than the cap allows is cut, counted and marked, and the hash is that
+    /// of what is sent.
+    struct Many(usize);
+    impl Collector for Many {
+        fn kind(&self) -> SectionKind {
+            SectionKind::Packages
+        }
+        fn collect(&mut self, _: &Context) -> Result<Body, SectionError> {
+            let packages = (0..self.0)
+                .map(|i| driftwatch_common::proto::Package {
+                    name: format!("p{i:06}"),
+                    ..Default::default()
+                })
+                .collect();
+            Ok(Body::Packages(driftwatch_common::proto::PackagesSection {
+                packages,
+                ..Default::default()
+            }))
+        }
+    }
+
+    #[test]
+    fn a_section_over_its_cap_is_cut_and_says_so() {
+        let ctx = Context {
+            fs: HostFs::default(),
+        };
+        let s = run_one(&mut Many(caps::PACKAGES + 25), &ctx);
+        assert_eq!(s.status, "ok");
+        assert_eq!(s.items_truncated, 25);
+        assert_eq!(
+            s.truncated,
+            format!("truncated: 25 packages beyond the cap of {}", caps::PACKAGES)
+        );
+        let Some(Body::Packages(p)) = &s.body else {
+            panic!("{s:?}")
+        };
+        assert_eq!(p.packages.len(), caps::PACKAGES);
+        assert_eq!(s.hash, driftwatch_common::stable::section_hash(&s));
+        let whole = run_one(&mut Many(3), &ctx);
+        assert_eq!((whole.items_truncated, whole.truncated.as_str()), (0, ""));
     }
 
     #[test]

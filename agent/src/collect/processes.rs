@@ -19,6 +19,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
+use driftwatch_common::caps;
 use driftwatch_common::proto::{Process, ProcessesSection, section::Body};
 use tracing::debug;
 
@@ -79,13 +80,31 @@ struct Known {
 /// Keeps what it read about each process across ticks, so CPU
 /// percentages mean "since the last collection" and exe, cmdline and uid
 /// are read once per process.
-#[derive(Default)]
 pub struct ProcessCollector {
     clock: Option<Clock>,
     known: HashMap<u32, Known>,
     /// The start of the previous collection.
     last: Option<Instant>,
     generation: u64,
+    /// At most this many processes are read per collection
+    /// ([`caps::PROCESSES`]); the rest of /proc is only counted, so
+    /// neither the section nor `known` grows past it.
+    cap: usize,
+    /// Processes the last collection counted beyond `cap`.
+    left_out: u64,
+}
+
+impl Default for ProcessCollector {
+    fn default() -> Self {
+        ProcessCollector {
+            clock: None,
+            known: HashMap::new(),
+            last: None,
+            generation: 0,
+            cap: caps::PROCESSES,
+            left_out: 0,
+        }
+    }
 }
 
 impl Collector for ProcessCollector {
@@ -98,6 +117,12 @@ impl Collector for ProcessCollector {
     /// times the next collection measures against.
     fn prime(&mut self, ctx: &Context) {
         let _ = self.collect(ctx);
+    }
+
+    fn take_truncation(&mut self) -> caps::Truncation {
+        let mut t = caps::Truncation::default();
+        t.add("processes", std::mem::take(&mut self.left_out), self.cap);
+        t
     }
 
     fn collect(&mut self, ctx: &Context) -> Result<Body, SectionError> {
@@ -124,7 +149,8 @@ impl Collector for ProcessCollector {
 
         let mut path = String::with_capacity(32);
         let mut buf = [0u8; STAT_READ_BYTES];
-        let mut processes = Vec::with_capacity(self.known.len() + 16);
+        let mut processes = Vec::with_capacity(self.known.len().min(self.cap) + 16);
+        self.left_out = 0;
         for entry in dir {
             // Only thread-group leaders are listed in /proc; threads live
             // under /proc/PID/task and are not processes of their own.
@@ -134,6 +160,13 @@ impl Collector for ProcessCollector {
             else {
                 continue;
             };
+            if processes.len() >= self.cap {
+                // Counted, not read: what is over the cap costs a readdir
+                // entry. /proc lists pids in ascending order, so the
+                // processes kept are the lowest pids.
+                self.left_out += 1;
+                continue;
+            }
             path.clear();
             let _ = write!(path, "/proc/{pid}/stat");
             let (n, owner) = match read_stat(&path, &mut buf) {
@@ -497,6 +530,37 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_process_table_over_the_cap_is_read_to_the_cap_and_the_rest_counted() {
+        let mut c = ProcessCollector {
+            cap: 3,
+            ..Default::default()
+        };
+        let _kids: Vec<Kid> = (0..4).map(|_| spawn("sleep", &["30"])).collect();
+        let ctx = Context {
+            fs: HostFs::default(),
+        };
+        let s = crate::collect::run_one(&mut c, &ctx);
+        let on_proc = proc_pids().len() as u64;
+        let Some(Body::Processes(p)) = &s.body else {
+            panic!("{s:?}")
+        };
+        assert_eq!(p.processes.len(), 3);
+        assert!(c.known.len() <= 3, "{} known", c.known.len());
+        // /proc is the oracle; processes may come and go between the reads.
+        assert!(
+            s.items_truncated + 3 >= on_proc.saturating_sub(2) && s.items_truncated + 3 <= on_proc + 2,
+            "{} left out of {on_proc} on /proc",
+            s.items_truncated
+        );
+        assert_eq!(
+            s.truncated,
+            format!("truncated: {} processes beyond the cap of 3", s.items_truncated)
+        );
+        // The count is per collection, not carried over.
+        assert_eq!(c.take_truncation().total(), 0);
     }
 
     #[test]
