@@ -115,6 +115,7 @@ impl AgentService {
                 )));
             }
             snapshot.host_id = host_id.clone();
+            enforce_caps(&mut snapshot)?;
             let seq = snapshot.seq;
             let image_baseline = snapshot.image_baseline.take();
             let id = host_id.clone();
@@ -157,6 +158,37 @@ impl AgentService {
         .instrument(span)
         .await
     }
+}
+
+/// The agent's caps, applied again to what arrived (common/src/caps.rs): an
+/// agent that sends more (an old or a hostile one) is cut the same way and
+/// the section says "by the collector". Cutting rather than refusing keeps
+/// the rest of the snapshot, and the delta rule holds by itself: the stored
+/// hash is recomputed from the cut section, so a later hash-only resend of
+/// the agent's uncut hash matches nothing stored and is answered `need_full`.
+fn enforce_caps(snapshot: &mut driftwatch_common::proto::Snapshot) -> Result<(), ServiceError> {
+    use driftwatch_common::caps;
+    if snapshot.sections.len() > caps::SECTIONS {
+        return Err(ServiceError::InvalidArgument(format!(
+            "snapshot has {} sections, over the cap of {}",
+            snapshot.sections.len(),
+            caps::SECTIONS
+        )));
+    }
+    if snapshot.labels.len() > caps::LABELS {
+        return Err(ServiceError::InvalidArgument(format!(
+            "snapshot has {} labels, over the cap of {}",
+            snapshot.labels.len(),
+            caps::LABELS
+        )));
+    }
+    for s in snapshot.sections.iter_mut().filter(|s| !s.hash_only) {
+        let cut = caps::enforce(s, Some("the collector"));
+        if !cut.is_empty() {
+            warn!(section = %s.name, truncated = %cut.message(), "report over the caps: cut before storing");
+        }
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
