@@ -184,6 +184,14 @@ impl KeyIndex {
         let Some(section) = ssh_keys_body(snap) else {
             return;
         };
+        // Files cut from the list at the cap: no key is proven absent there.
+        let files_cut = snap
+            .sections
+            .iter()
+            .find(|s| s.name == "ssh_keys")
+            .map(|s| s.truncated.as_str())
+            .filter(|t| t.contains(driftwatch_common::caps::KEY_FILES_WHAT))
+            .map(str::to_string);
         if self.hosts.get(host_id).is_some_and(|h| h.seq > snap.seq) {
             return;
         }
@@ -275,6 +283,13 @@ impl KeyIndex {
                 path: f.path.as_str().into(),
                 lines,
             });
+        }
+        if let Some(why) = files_cut {
+            unread.push((
+                "*".into(),
+                "(files left out at the cap)".into(),
+                why.into_boxed_str(),
+            ));
         }
         if !unread.is_empty() {
             self.with_unread.insert(host.clone());
@@ -655,6 +670,23 @@ mod tests {
             seq: 3,
             ..s.clone()
         }
+    }
+
+    #[test]
+    fn key_files_cut_at_the_cap_are_answered_as_unread() {
+        let mut idx = KeyIndex::default();
+        let mut s = snap(1, &[("SHA256:a", "bob@x")]);
+        if let Some(Body::SshKeys(k)) = &mut s.sections[0].body {
+            k.files = vec![k.files[0].clone(); driftwatch_common::caps::KEY_FILES + 2];
+        }
+        let cut = driftwatch_common::caps::enforce(&mut s.sections[0], None);
+        assert_eq!(cut.total(), 2);
+        idx.update("h1", &s);
+        let u = idx.unread_files();
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].path, "(files left out at the cap)");
+        assert_eq!(u[0].reason, s.sections[0].truncated);
+        assert!(u[0].reason.contains("2 authorized_keys files beyond the cap"));
     }
 
     #[test]

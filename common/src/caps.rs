@@ -23,6 +23,9 @@ pub const PACKAGES: usize = 100_000;
 pub const CONTAINERS: usize = 10_000;
 /// authorized_keys files per host (every account's files together).
 pub const KEY_FILES: usize = 10_000;
+/// How a cut of the key file list is named in `truncated`: the key index
+/// looks for it, since a key may hide in a file that was left out.
+pub const KEY_FILES_WHAT: &str = "authorized_keys files";
 /// Keys per authorized_keys file. A file cut here is marked `incomplete`,
 /// so `keys find` and sweeps treat it as unproven.
 pub const KEYS_PER_FILE: usize = 10_000;
@@ -148,7 +151,7 @@ fn containers(c: &mut ContainersSection, t: &mut Truncation) {
 }
 
 fn ssh_keys(k: &mut SshKeysSection, t: &mut Truncation) {
-    cut(&mut k.files, "authorized_keys files", KEY_FILES, t);
+    cut(&mut k.files, KEY_FILES_WHAT, KEY_FILES, t);
     cut(&mut k.errors, "ssh_keys errors", SMALL, t);
     let trusted = k.sshd.as_mut().and_then(|s| s.trusted_user_ca_file.as_mut());
     for f in k.files.iter_mut().chain(trusted) {

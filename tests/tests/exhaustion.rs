@@ -472,7 +472,7 @@ fn four_concurrent_huge_reports_from_one_host_are_taken_one_at_a_time() {
 
 #[test]
 fn a_large_host_is_shown_whole_by_the_cli() {
-    use driftwatch_common::proto::ReportRequest;
+    use driftwatch_common::proto::{ReportRequest, section};
     let d = tempfile::tempdir().unwrap();
     let pki = Pki::init(&d.path().join("pki"));
     let c = CollectorProc::start(&pki, &d.path().join("data"), None);
@@ -482,8 +482,15 @@ fn a_large_host_is_shown_whole_by_the_cli() {
         cert: Some(cert),
         key: Some(key),
     };
-    // ~6 MB: over tonic's 4 MiB default, well under the 16 MiB a report may be.
-    let snap = snapshot_with_processes(1, 150_000);
+    // ~6 MB: over tonic's 4 MiB default, well under the 16 MiB a report may
+    // be; as many processes as the cap allows, each with a command line.
+    let cap = driftwatch_common::caps::PROCESSES;
+    let mut snap = snapshot_with_processes(1, cap as u32);
+    if let Some(section::Body::Processes(p)) = snap.sections[0].body.as_mut() {
+        for p in &mut p.processes {
+            p.cmdline = vec![p.exe.clone(), "--config=/etc/service.conf".into()];
+        }
+    }
     assert!(prost::Message::encoded_len(&snap) > 5 << 20);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -504,8 +511,8 @@ fn a_large_host_is_shown_whole_by_the_cli() {
         &["host", "show", "large", "--section", "processes"],
     );
     let procs = processes_in(&show).len();
-    assert_eq!(procs, 150_000);
+    assert_eq!(procs, cap);
     let table = run_ok(cli(&pki, &c.url).args(["host", "show", "large", "--limit", "2"]));
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("150000 processes"), "{text}");
+    assert!(text.contains(&format!("{cap} processes")), "{text}");
 }

@@ -58,6 +58,8 @@ struct KeyViewSection {
     name: String,
     #[prost(string, tag = "2")]
     status: String,
+    #[prost(string, tag = "9")]
+    truncated: String,
     #[prost(message, optional, tag = "10")]
     host: Option<HostSection>,
     #[prost(message, optional, tag = "12")]
@@ -84,6 +86,7 @@ impl KeyView {
                     Some(Section {
                         name: s.name,
                         status: s.status,
+                        truncated: s.truncated,
                         body: Some(body),
                         ..Default::default()
                     })
