@@ -9,7 +9,7 @@ use driftwatch_common::tls::ClientFiles;
 use driftwatch_common::proto::agent_client::AgentClient;
 use driftwatch_common::proto::{Process, ProcessesSection, ReportRequest, Section, Snapshot, section};
 use driftwatch_common::stable::section_hash;
-use driftwatch_tests::{CollectorProc, Pki, agent_once, cli_json, fake_root, stderr_of};
+use driftwatch_tests::{CollectorProc, Pki, agent_once, cli, cli_json, fake_root, run_ok, stderr_of};
 
 fn section_of<'a>(show: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     show["snapshot"]["sections"]
@@ -127,6 +127,17 @@ fn over_cap_sections_are_cut_visibly_and_the_fleet_is_unaffected() {
     assert_eq!(
         s["body"]["processes"]["processes"].as_array().unwrap().len(),
         caps::PROCESSES
+    );
+    // And the table an operator reads says so under the heading.
+    let table = run_ok(cli(&pki, &c.url).args(["host", "show", "hostile", "--limit", "2"]));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(&format!(
+            "== processes (ok, TRUNCATED)\n! truncated: 500 processes beyond the cap of {} \
+             (by the collector): the lists below are partial\n",
+            caps::PROCESSES
+        )),
+        "{text}"
     );
     let stored_hash = s["hash"].as_str().unwrap().to_string();
     assert_ne!(stored_hash, uncut.hash, "the stored hash is the cut section's");

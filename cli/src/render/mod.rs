@@ -67,7 +67,11 @@ pub struct Options {
 /// One section as text: a heading line (with `note`, if any), then its
 /// table or its error.
 pub fn section(s: &Section, opts: &Options, note: Option<&str>) -> String {
-    let mut out = format!("== {} ({})", s.name, s.status);
+    let mut out = if s.items_truncated > 0 || !s.truncated.is_empty() {
+        format!("== {} ({}, TRUNCATED)", s.name, s.status)
+    } else {
+        format!("== {} ({})", s.name, s.status)
+    };
     if !s.error.is_empty() {
         // One line: a newline in a host's error text could fake a heading.
         out.push_str(&format!(": {}", escape::escape_cell(&s.error)));
@@ -76,6 +80,14 @@ pub fn section(s: &Section, opts: &Options, note: Option<&str>) -> String {
         out.push_str(&format!(" · {note}"));
     }
     out.push('\n');
+    if s.items_truncated > 0 || !s.truncated.is_empty() {
+        // Cut at the caps (common/src/caps.rs): what follows is partial.
+        let what = match s.truncated.as_str() {
+            "" => format!("{} items left out", s.items_truncated),
+            t => escape::escape_cell(t).to_string(),
+        };
+        out.push_str(&format!("! {what}: the lists below are partial\n"));
+    }
     let body = match &s.body {
         Some(Body::Host(h)) => host::render(h),
         Some(Body::Processes(p)) => processes::render(p, opts),
@@ -94,6 +106,33 @@ pub fn section(s: &Section, opts: &Options, note: Option<&str>) -> String {
 mod tests {
     use super::*;
     use driftwatch_common::proto::HostSection;
+
+    #[test]
+    fn a_truncated_section_says_so_under_its_heading() {
+        let s = Section {
+            name: "packages".into(),
+            status: "ok".into(),
+            body: Some(Body::Packages(Default::default())),
+            items_truncated: 40,
+            truncated: "truncated: 40 packages beyond the cap of 100000\u{1b}[2J".into(),
+            ..Default::default()
+        };
+        let text = section(&s, &Options::default(), None);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("== packages (ok, TRUNCATED)"));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "! truncated: 40 packages beyond the cap of 100000\\e[2J: the lists below are partial"
+            )
+        );
+        let whole = Section {
+            items_truncated: 0,
+            truncated: String::new(),
+            ..s
+        };
+        assert!(!section(&whole, &Options::default(), None).contains("TRUNCATED"));
+    }
 
     #[test]
     fn old_values_are_dated_in_the_heading() {
