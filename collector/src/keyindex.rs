@@ -686,7 +686,10 @@ mod tests {
         assert_eq!(u.len(), 1, "{u:?}");
         assert_eq!(u[0].path, "(files left out at the cap)");
         assert_eq!(u[0].reason, s.sections[0].truncated);
-        assert!(u[0].reason.contains("2 authorized_keys files beyond the cap"));
+        assert!(
+            u[0].reason
+                .contains("2 authorized_keys files beyond the cap")
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ impl Truncation {
         if dropped == 0 {
             return;
         }
-        match self.lists.iter_mut().find(|(w, _, c)| *w == what && *c == cap) {
+        match self
+            .lists
+            .iter_mut()
+            .find(|(w, _, c)| *w == what && *c == cap)
+        {
             Some(entry) => entry.1 += dropped,
             None => self.lists.push((what, dropped, cap)),
         }
@@ -146,14 +150,22 @@ fn containers(c: &mut ContainersSection, t: &mut Truncation) {
         cut(&mut k.ports, "ports of a container", SMALL, t);
         cut(&mut k.mounts, "mounts of a container", SMALL, t);
         cut(&mut k.labels, "labels of a container", SMALL, t);
-        cut(&mut k.image_repo_digests, "digests of a container", SMALL, t);
+        cut(
+            &mut k.image_repo_digests,
+            "digests of a container",
+            SMALL,
+            t,
+        );
     }
 }
 
 fn ssh_keys(k: &mut SshKeysSection, t: &mut Truncation) {
     cut(&mut k.files, KEY_FILES_WHAT, KEY_FILES, t);
     cut(&mut k.errors, "ssh_keys errors", SMALL, t);
-    let trusted = k.sshd.as_mut().and_then(|s| s.trusted_user_ca_file.as_mut());
+    let trusted = k
+        .sshd
+        .as_mut()
+        .and_then(|s| s.trusted_user_ca_file.as_mut());
     for f in k.files.iter_mut().chain(trusted) {
         let before = f.keys.len();
         cut(&mut f.keys, "keys of a file", KEYS_PER_FILE, t);
@@ -190,7 +202,12 @@ fn log_config(l: &mut LogConfigSection, t: &mut Truncation) {
     }
     for r in &mut l.rotation {
         cut(&mut r.patterns, "patterns of a rotation rule", SMALL, t);
-        cut(&mut r.matched, "files a rotation rule matches", LOG_ITEMS, t);
+        cut(
+            &mut r.matched,
+            "files a rotation rule matches",
+            LOG_ITEMS,
+            t,
+        );
         cut(&mut r.duplicates, "duplicates of a rotation rule", SMALL, t);
     }
     for f in &mut l.files {
@@ -208,8 +225,18 @@ fn raid(r: &mut RaidSection, t: &mut Truncation) {
         cut(&mut a.reasons, "reasons of an md array", SMALL, t);
     }
     for c in &mut r.controllers {
-        cut(&mut c.virtual_drives, "virtual drives of a controller", RAID_ITEMS, t);
-        cut(&mut c.physical_drives, "physical drives of a controller", RAID_ITEMS, t);
+        cut(
+            &mut c.virtual_drives,
+            "virtual drives of a controller",
+            RAID_ITEMS,
+            t,
+        );
+        cut(
+            &mut c.physical_drives,
+            "physical drives of a controller",
+            RAID_ITEMS,
+            t,
+        );
         cut(&mut c.batteries, "batteries of a controller", SMALL, t);
         cut(&mut c.reasons, "reasons of a controller", SMALL, t);
         for d in &mut c.virtual_drives {

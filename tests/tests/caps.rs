@@ -5,11 +5,15 @@
 //! reports as before.
 
 use driftwatch_common::caps;
-use driftwatch_common::tls::ClientFiles;
 use driftwatch_common::proto::agent_client::AgentClient;
-use driftwatch_common::proto::{Process, ProcessesSection, ReportRequest, Section, Snapshot, section};
+use driftwatch_common::proto::{
+    Process, ProcessesSection, ReportRequest, Section, Snapshot, section,
+};
 use driftwatch_common::stable::section_hash;
-use driftwatch_tests::{CollectorProc, Pki, agent_once, cli, cli_json, fake_root, run_ok, stderr_of};
+use driftwatch_common::tls::ClientFiles;
+use driftwatch_tests::{
+    CollectorProc, Pki, agent_once, cli, cli_json, fake_root, run_ok, stderr_of,
+};
 
 fn section_of<'a>(show: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     show["snapshot"]["sections"]
@@ -61,7 +65,12 @@ fn over_cap_sections_are_cut_visibly_and_the_fleet_is_unaffected() {
         let dir = d.path().join(host);
         let (cert, key) = pki.issue_host(host, &dir);
         let out = agent_once(&c.url, &pki.ca(), &cert, &key, &dir.join("state"), extra);
-        assert!(out.status.success(), "{host}: {}\n{}", stderr_of(&out), c.log_text());
+        assert!(
+            out.status.success(),
+            "{host}: {}\n{}",
+            stderr_of(&out),
+            c.log_text()
+        );
     };
 
     // An honest agent on a host with more packages than the cap.
@@ -80,7 +89,10 @@ fn over_cap_sections_are_cut_visibly_and_the_fleet_is_unaffected() {
     assert_eq!(p["items_truncated"], 40, "{}", p["truncated"]);
     assert_eq!(
         p["truncated"],
-        format!("truncated: 40 packages beyond the cap of {}", caps::PACKAGES)
+        format!(
+            "truncated: 40 packages beyond the cap of {}",
+            caps::PACKAGES
+        )
     );
     let listed = p["body"]["packages"]["packages"].as_array().unwrap();
     assert_eq!(listed.len(), caps::PACKAGES);
@@ -125,7 +137,10 @@ fn over_cap_sections_are_cut_visibly_and_the_fleet_is_unaffected() {
         )
     );
     assert_eq!(
-        s["body"]["processes"]["processes"].as_array().unwrap().len(),
+        s["body"]["processes"]["processes"]
+            .as_array()
+            .unwrap()
+            .len(),
         caps::PROCESSES
     );
     // And the table an operator reads says so under the heading.
@@ -140,8 +155,15 @@ fn over_cap_sections_are_cut_visibly_and_the_fleet_is_unaffected() {
         "{text}"
     );
     let stored_hash = s["hash"].as_str().unwrap().to_string();
-    assert_ne!(stored_hash, uncut.hash, "the stored hash is the cut section's");
-    assert!(c.log_text().contains("report over the caps"), "{}", c.log_text());
+    assert_ne!(
+        stored_hash, uncut.hash,
+        "the stored hash is the cut section's"
+    );
+    assert!(
+        c.log_text().contains("report over the caps"),
+        "{}",
+        c.log_text()
+    );
 
     // The delta rule: a hash-only resend of the uncut hash matches nothing
     // stored, so the sender is told to send the section in full.

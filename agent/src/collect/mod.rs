@@ -223,7 +223,10 @@ mod tests {
         assert_eq!(s.items_truncated, 25);
         assert_eq!(
             s.truncated,
-            format!("truncated: 25 packages beyond the cap of {}", caps::PACKAGES)
+            format!(
+                "truncated: 25 packages beyond the cap of {}",
+                caps::PACKAGES
+            )
         );
         let Some(Body::Packages(p)) = &s.body else {
             panic!("{s:?}")

@@ -551,13 +551,17 @@ mod tests {
         assert!(c.known.len() <= 3, "{} known", c.known.len());
         // /proc is the oracle; processes may come and go between the reads.
         assert!(
-            s.items_truncated + 3 >= on_proc.saturating_sub(2) && s.items_truncated + 3 <= on_proc + 2,
+            s.items_truncated + 3 >= on_proc.saturating_sub(2)
+                && s.items_truncated + 3 <= on_proc + 2,
             "{} left out of {on_proc} on /proc",
             s.items_truncated
         );
         assert_eq!(
             s.truncated,
-            format!("truncated: {} processes beyond the cap of 3", s.items_truncated)
+            format!(
+                "truncated: {} processes beyond the cap of 3",
+                s.items_truncated
+            )
         );
         // The count is per collection, not carried over.
         assert_eq!(c.take_truncation().total(), 0);
