@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_list_over_its_cap_is_cut_counted_and_said() {
-        let mut s = ok_section("processes", procs(PROCESSES + 7), 1);
+        let mut s = ok_section(procs(PROCESSES + 7), 1);
         let t = enforce(&mut s, None);
         assert_eq!(t.total(), 7);
         assert_eq!(s.items_truncated, 7);
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn within_the_caps_nothing_changes() {
-        let mut s = ok_section("processes", procs(10), 1);
+        let mut s = ok_section(procs(10), 1);
         let before = s.clone();
         assert!(enforce(&mut s, Some("the collector")).is_empty());
         assert_eq!(s, before);
@@ -302,7 +302,7 @@ mod tests {
             packages: vec![Package::default(); PACKAGES + 2],
             ..Default::default()
         });
-        let mut s = ok_section("packages", body, 1);
+        let mut s = ok_section(body, 1);
         s.items_truncated = 5;
         s.truncated = "truncated: 5 packages beyond the cap of 100000".into();
         enforce(&mut s, Some("the collector"));
