@@ -9,10 +9,9 @@ use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::Conn;
 use super::print_json;
-use super::values::Severity;
 use crate::render::count;
 use crate::render::table::{Table, clip};
-use driftwatch_common::severity::severity_rank;
+use driftwatch_common::severity::Severity;
 
 fn write_changes(out: &mut dyn Write, sections: &[SectionChanges], indent: &str) -> Result<()> {
     let width = sections.iter().map(|s| s.section.len()).max().unwrap_or(0);
@@ -110,7 +109,7 @@ pub struct DriftArgs<'a> {
 
 /// Returns whether an open finding is at or above `--fail-on`.
 pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Write) -> Result<bool> {
-    let fail_rank = a.fail_on.and_then(|s| severity_rank(s.as_str()));
+    let fail_at = a.fail_on;
     let resp = conn
         .call("drift", async |mut c| {
             c.drift(DriftRequest {
@@ -126,10 +125,11 @@ pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Writ
             .await
         })
         .await?;
-    let failing = fail_rank.is_some_and(|r| {
+    // A word this build does not know counts as the lowest.
+    let failing = fail_at.is_some_and(|r| {
         resp.findings
             .iter()
-            .any(|f| f.resolved_ms == 0 && severity_rank(&f.severity).unwrap_or(0) >= r)
+            .any(|f| f.resolved_ms == 0 && Severity::of(&f.severity).unwrap_or(Severity::Info) >= r)
     });
     if !resp.policy_error.is_empty() {
         eprintln!("warning: {}", resp.policy_error);

@@ -15,6 +15,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use driftwatch_common::severity::Severity;
 
 use crate::render::SortBy;
 
@@ -64,9 +65,8 @@ pub enum Command {
         /// duration ago (2h, 7d)
         #[arg(long, value_name = "TIME", value_parser = values::time)]
         since: Option<i64>,
-        /// Only changes in these sections (repeatable): host, processes,
-        /// ssh_keys, log_config, raid, packages, containers
-        #[arg(long = "section", short = 's', value_parser = values::section)]
+        /// Only changes in these sections (repeatable)
+        #[arg(long = "section", short = 's', value_parser = values::section(), ignore_case = true)]
         sections: Vec<String>,
         /// Only the newest N snapshots that changed something (0 = all)
         #[arg(long, default_value_t = 0)]
@@ -100,15 +100,15 @@ pub enum Command {
         #[arg(long)]
         group: Option<String>,
         /// Only findings at or above this severity
-        #[arg(long, value_enum, ignore_case = true)]
-        min_severity: Option<values::Severity>,
+        #[arg(long, value_parser = values::severity(), ignore_case = true)]
+        min_severity: Option<Severity>,
         /// Include resolved findings
         #[arg(long)]
         all: bool,
         /// Exit 1 when an open finding at or above this severity exists
         /// (for cron and CI)
-        #[arg(long, value_enum, ignore_case = true)]
-        fail_on: Option<values::Severity>,
+        #[arg(long, value_parser = values::severity(), ignore_case = true)]
+        fail_on: Option<Severity>,
     },
     /// Reference snapshots hosts are compared with
     Baseline {
@@ -329,9 +329,8 @@ pub enum HostCommand {
     Show {
         /// Host id, or hostname when it names exactly one host
         host: String,
-        /// Only these sections (repeatable): host, processes, ssh_keys,
-        /// log_config, raid, packages, containers
-        #[arg(long = "section", short = 's', value_parser = values::section)]
+        /// Only these sections (repeatable)
+        #[arg(long = "section", short = 's', value_parser = values::section(), ignore_case = true)]
         sections: Vec<String>,
         /// Order process tables by pid, mem (also: rss, memory) or cpu
         #[arg(long, value_parser = values::sort, default_value = "pid")]

@@ -5,28 +5,20 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::ValueEnum;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use driftwatch_common::section::SectionKind;
+use driftwatch_common::severity::Severity;
 use driftwatch_common::time::now_ms;
 
-/// Finding severities, lowest first (the collector's vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
+/// `--min-severity`, `--fail-on`: the collector's severities, any case.
+pub fn severity() -> impl TypedValueParser<Value = Severity> {
+    PossibleValuesParser::new(Severity::WORDS)
+        .map(|w| Severity::of(&w.to_ascii_lowercase()).expect("clap let through only a severity"))
 }
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
+/// `--section`: a section name, any case, given back as the agent names it.
+pub fn section() -> impl TypedValueParser<Value = String> {
+    PossibleValuesParser::new(SectionKind::WORDS).map(|w| w.to_ascii_lowercase())
 }
 
 /// A host's state as `hosts` lists it.
@@ -60,21 +52,6 @@ pub fn sort(s: &str) -> Result<crate::render::SortBy, String> {
             "unknown sort {s:?}: use pid, mem (rss, memory) or cpu"
         )),
     }
-}
-
-/// A section name, any case, given back as the agent names it.
-pub fn section(s: &str) -> Result<String, String> {
-    let lower = s.to_ascii_lowercase();
-    driftwatch_common::proto::SECTION_NAMES
-        .iter()
-        .find(|n| **n == lower)
-        .map(|n| n.to_string())
-        .ok_or_else(|| {
-            format!(
-                "unknown section {s:?}: use {}",
-                driftwatch_common::proto::SECTION_NAMES.join(", ")
-            )
-        })
 }
 
 /// A duration like 30s, 5m, 1h30m, 7d.
@@ -147,12 +124,9 @@ mod tests {
 
     #[test]
     fn words_are_case_insensitive_and_synonyms_accepted() {
-        assert_eq!(Severity::from_str("HIGH", true), Ok(Severity::High));
         assert!(matches!(sort("Memory"), Ok(crate::render::SortBy::Mem)));
         assert!(matches!(sort("RSS"), Ok(crate::render::SortBy::Mem)));
         assert!(sort("size").unwrap_err().contains("pid, mem"));
-        assert_eq!(section("SSH_KEYS").unwrap(), "ssh_keys");
-        assert!(section("keys").unwrap_err().contains("ssh_keys"));
     }
 
     #[test]

@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 
 use crate::proto::section::Body;
 use crate::proto::{Process, ProcessesSection, Section};
-use crate::section::SectionKind;
 
 /// A section reduced to its stable content (status and error included: a
 /// section that starts failing is a change).
@@ -33,12 +32,6 @@ pub fn stable_section(s: &Section) -> Section {
 /// sha256 hex of the stable form's protobuf encoding.
 pub fn section_hash(s: &Section) -> String {
     hex::encode(Sha256::digest(stable_section(s).encode_to_vec()))
-}
-
-/// Whether a section of this kind carries volatile values at all (what
-/// [`stable_body`] clears): [`SectionKind::has_volatile_values`].
-pub fn has_volatile_values(body: &Body) -> bool {
-    SectionKind::of_body(body).has_volatile_values()
 }
 
 pub fn stable_body(body: &Body) -> Body {

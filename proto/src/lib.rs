@@ -11,14 +11,3 @@ pub use v1::*;
 /// The encoded `FileDescriptorSet` protoc made of the schema: the proto's
 /// own names, for tests that check tables against them.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
-
-/// The names of every section, in report order.
-pub const SECTION_NAMES: &[&str] = &[
-    "host",
-    "processes",
-    "ssh_keys",
-    "log_config",
-    "raid",
-    "packages",
-    "containers",
-];

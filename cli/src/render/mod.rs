@@ -12,7 +12,7 @@ pub mod ssh_keys;
 pub mod table;
 
 use driftwatch_common::proto::{Section, section::Body};
-use driftwatch_common::stable::has_volatile_values;
+use driftwatch_common::section::SectionKind;
 use driftwatch_common::time::{format_age, format_ms};
 
 /// "1 host", "3 hosts": a count with its noun in the right number (nouns
@@ -38,7 +38,10 @@ pub fn count_of(n: impl Into<u64>, one: &str, many: &str) -> String {
 /// snapshot, so nobody reads a 14-minute-old CPU% as live.
 pub fn values_age(s: &Section, snapshot_ms: i64, now_ms: i64) -> Option<String> {
     let at = s.body_collected_at_ms;
-    let volatile = s.body.as_ref().is_some_and(has_volatile_values);
+    let volatile = s
+        .body
+        .as_ref()
+        .is_some_and(|b| SectionKind::of_body(b).has_volatile_values());
     (volatile && at > 0 && snapshot_ms - at >= 1_000).then(|| {
         format!(
             "values as of {} ({}; not re-sent while unchanged)",
@@ -88,24 +91,43 @@ pub fn section(s: &Section, opts: &Options, note: Option<&str>) -> String {
         };
         out.push_str(&format!("! {what}: the lists below are partial\n"));
     }
-    let body = match &s.body {
-        Some(Body::Host(h)) => host::render(h),
-        Some(Body::Processes(p)) => processes::render(p, opts),
-        Some(Body::SshKeys(k)) => ssh_keys::render(k),
-        Some(Body::Raid(r)) => raid::render(r),
-        Some(Body::Packages(p)) => packages::render(p, opts),
-        Some(Body::LogConfig(l)) => log_config::render(l),
-        Some(Body::Containers(c)) => containers::render(c),
-        None => String::new(),
-    };
+    let body = s.body.as_ref().map(|b| body(b, opts)).unwrap_or_default();
     out.push_str(&body);
     out
+}
+
+/// The renderer of each section kind: one arm per oneof field, so a new
+/// section does not compile without one.
+fn body(b: &Body, opts: &Options) -> String {
+    match b {
+        Body::Host(h) => host::render(h),
+        Body::Processes(p) => processes::render(p, opts),
+        Body::SshKeys(k) => ssh_keys::render(k),
+        Body::Raid(r) => raid::render(r),
+        Body::Packages(p) => packages::render(p, opts),
+        Body::LogConfig(l) => log_config::render(l),
+        Body::Containers(c) => containers::render(c),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use driftwatch_common::proto::HostSection;
+
+    /// Every section kind renders under its own heading with a body of its
+    /// own (the dispatch is exhaustive; this checks it is not empty).
+    #[test]
+    fn every_section_kind_renders() {
+        let mut g = driftwatch_common::testgen::Gen::new(3);
+        for &kind in SectionKind::ALL {
+            let s = driftwatch_common::testgen::section(&mut g, kind);
+            let text = section(&s, &Options::default(), None);
+            let (heading, rest) = text.split_once('\n').unwrap();
+            assert_eq!(heading, format!("== {kind} (ok)"));
+            assert!(!rest.trim().is_empty(), "{kind}: {text}");
+        }
+    }
 
     #[test]
     fn a_truncated_section_says_so_under_its_heading() {
