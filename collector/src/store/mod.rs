@@ -41,7 +41,7 @@ pub enum StoreError {
     )]
     Corrupt { key: String, reason: String },
     #[error(
-        "data file {path} is damaged ({reason}): the collector cannot start on it. Keep the dir for inspection, restore the last backup into an empty dir (`driftwatch-collector restore --from BACKUP --data-dir NEW_DIR`) and start with --data-dir NEW_DIR"
+        "data file {path} is damaged ({reason}): the collector cannot start on it. Keep the dir for inspection, restore the last backup into an empty dir (`driftwatch-collector restore --from BACKUP --data-dir NEW_DIR`) and start with --data-dir NEW_DIR once `driftwatch-collector check --data-dir NEW_DIR` says it is sound"
     )]
     Damaged { path: String, reason: String },
     #[error(

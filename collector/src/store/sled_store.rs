@@ -128,6 +128,12 @@ impl SledStore {
                 "data dir was readable by others: took group and other permissions off"
             );
         }
+        // Measured before sled touches it: sled 0.34 takes damage anywhere
+        // in `db` (an overwritten header, garbage in the middle, a cut
+        // file) for a torn write at the end and opens the store empty.
+        let db_bytes = std::fs::metadata(dir.join("db"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         let db = open_sled(dir).map_err(|e| match e {
             // sled reports a held lock as ErrorKind::Other with this
             // text (the EWOULDBLOCK is only inside its message).
@@ -154,6 +160,18 @@ impl SledStore {
         let meta = db.open_tree("meta")?;
         let mut migrate_from = None;
         match meta.get("schema")? {
+            // The schema is the first record of every store and synced at
+            // once: a `db` with bytes in it but no schema lost its records.
+            None if db_bytes > 0 => {
+                return Err(StoreError::Damaged {
+                    path: dir.join("db").display().to_string(),
+                    reason: format!(
+                        "it holds {db_bytes} bytes but sled recovered no records from it, \
+                         not even the schema: sled drops everything after damage it takes \
+                         for a torn write"
+                    ),
+                });
+            }
             None => {
                 meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
             }
