@@ -2,7 +2,7 @@
 # Installs, idempotently, the system tools the test suite uses as oracles or
 # test material, so a fresh machine needs only this script and cargo.
 #   ssh-keygen     fingerprints oracle (openssh-client)
-#   sshd           what logs in: tests/tests/offboard.rs runs it on loopback (openssh-server)
+#   sshd           what logs in: tests/tests/e2e/offboard.rs runs it on loopback (openssh-server)
 #   busybox        static binary for the tiny local Docker test images
 #   docker-compose the demo fleet's compose file is checked with it
 #   ldd            (libc-bin) lists what deploy/docker/build-images.sh copies

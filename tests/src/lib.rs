@@ -11,18 +11,44 @@ use std::time::{Duration, Instant};
 
 pub mod prom;
 
-/// A built binary of this workspace (`target/<profile>/<name>`).
+/// A built binary of this workspace (`target/<profile>/<name>`), never a
+/// stale one: the first call in a test binary runs `cargo build --workspace
+/// --bins` for the same profile and target dir (a second or two when nothing
+/// changed), so a test cannot pass or fail on a binary older than the code.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_bins(dir));
     let p = dir.join(name);
     assert!(
         p.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+        "{} is not built by `cargo build --workspace --bins`: is it a binary of this workspace?",
         p.display()
     );
     p
+}
+
+fn build_bins(profile_dir: &Path) {
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(p) => p,
+        None => panic!("no profile in {}", profile_dir.display()),
+    };
+    let target = profile_dir.parent().expect("target dir");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--workspace", "--bins", "--locked", "--profile", profile])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("running cargo to build the binaries the tests start");
+    assert!(
+        out.status.success(),
+        "could not build the binaries the end-to-end tests start (cargo build --workspace --bins --profile {profile}):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a command to completion, failing the test with its output if it

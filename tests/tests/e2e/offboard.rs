@@ -2,7 +2,7 @@
 //! in: a key hidden past the snapshot's 1 MiB bound (1,100 padding comment
 //! lines, then the key) logs in before the sweep, the host is named as
 //! unproven by `keys find`, and after the sweep sshd refuses the key while
-//! the other key still logs in (tests/tests/sweep_proof.rs checks the
+//! the other key still logs in (tests/tests/e2e/sweep_proof.rs checks the
 //! same with `ssh-keygen -lf` on the file).
 
 use std::path::Path;

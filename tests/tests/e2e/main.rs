@@ -1,0 +1,26 @@
+//! The end-to-end suite as one test binary: each module starts the real
+//! binaries for one concern. One binary links once instead of once per
+//! file, and `cargo test -p driftwatch-tests --test e2e MODULE::` runs one
+//! concern alone.
+
+mod answers;
+mod caps;
+mod collectors;
+mod corrupt;
+mod drift;
+mod exhaustion;
+mod foundation;
+mod hostile;
+mod identity;
+mod image;
+mod loadgen;
+mod metrics;
+mod notify;
+mod offboard;
+mod packaging;
+mod prometheus;
+mod reliability;
+mod sweep;
+mod sweep_proof;
+mod terminal;
+mod trust;
