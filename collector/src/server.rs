@@ -247,7 +247,7 @@ impl Collector {
         // still hold it in their spools.
         match tokio::time::timeout(
             FINAL_SYNC,
-            tokio::task::spawn_blocking(move || store.sync()),
+            tokio::task::spawn_blocking(move || store.sync_final()),
         )
         .await
         {

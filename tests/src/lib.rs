@@ -39,7 +39,14 @@ fn build_bins(profile_dir: &Path) {
     let target = profile_dir.parent().expect("target dir");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--workspace", "--bins", "--locked", "--profile", profile])
+        .args([
+            "build",
+            "--workspace",
+            "--bins",
+            "--locked",
+            "--profile",
+            profile,
+        ])
         .env("CARGO_TARGET_DIR", target)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .output()

@@ -10,6 +10,7 @@ mod outbox;
 pub mod private;
 mod recovering;
 mod reports;
+pub mod seal;
 mod sled_store;
 mod sweeps;
 
@@ -93,6 +94,12 @@ pub trait Store: SweepStore + OutboxStore + Send + Sync + 'static {
     ) -> Result<PutOutcome, StoreError>;
     /// Makes every write so far durable (fsync'd).
     fn sync(&self) -> Result<(), StoreError>;
+    /// The last sync before the process ends: also records, outside the
+    /// store, how far it is durable (seal.rs), which `sync` does only once
+    /// a second.
+    fn sync_final(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
     fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError>;
     fn host(&self, host_id: &str) -> Result<Option<HostSummary>, StoreError>;
     /// The host's latest full snapshot (volatile values as last sent).

@@ -221,6 +221,9 @@ impl Store for Recovering {
     fn sync(&self) -> Result<(), StoreError> {
         self.write(|s| s.sync())
     }
+    fn sync_final(&self) -> Result<(), StoreError> {
+        self.write(|s| s.sync_final())
+    }
     fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
         self.read(|s| s.list_hosts())
     }

@@ -1,6 +1,7 @@
 //! The sled adapter. Layout (schema version 3), every value prefixed with a
 //! one-byte encoding version:
-//! - `meta`:      "schema" → u32 BE
+//! - `meta`:      "schema" → u32 BE; "generation" → u64 BE, bumped by
+//!   every sync and sealed outside sled (seal.rs)
 //! - `hosts`:     host_id → HostSummary (prost)
 //! - `latest`, `history`, `sections`: see reports.rs
 //! - `findings`, `baselines`: see drift_store.rs
@@ -19,6 +20,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use driftwatch_common::proto::{
@@ -55,6 +57,11 @@ pub struct SledStore {
     pub(super) write_gate: RwLock<()>,
     tokens: sled::Tree,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+    /// The last generation a sync wrote into `meta`, and the newest one
+    /// known durable (its sync returned): see seal.rs.
+    generation: AtomicU64,
+    durable_generation: AtomicU64,
+    sealer: Mutex<super::seal::Sealer>,
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {
@@ -188,6 +195,41 @@ impl SledStore {
                 }
             }
         }
+        let recovered = match meta.get(super::seal::GENERATION_KEY)? {
+            Some(v) => {
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: format!("meta/{}", super::seal::GENERATION_KEY),
+                    reason: format!("{} bytes where 8 were written", v.len()),
+                })?)
+            }
+            None => 0,
+        };
+        let seal_path = dir.join(super::seal::SEAL_FILE);
+        let sealed = super::seal::read(dir)
+            .map_err(|e| io(&seal_path, e))?
+            .map_err(|e| StoreError::Damaged {
+                path: seal_path.display().to_string(),
+                reason: format!("{e}; delete it if the db is known good"),
+            })?;
+        tracing::info!(
+            generation = recovered,
+            sealed = ?sealed,
+            "store opened: the last sync sled gave back, and the last one sealed as durable"
+        );
+        if let Some(sealed) = sealed
+            && recovered < sealed
+        {
+            return Err(StoreError::Damaged {
+                path: dir.join("db").display().to_string(),
+                reason: format!(
+                    "sled recovered the store as of sync {recovered}, but {} records that sync \
+                     {sealed} was durable: what was written after sync {recovered} is lost \
+                     (sled drops everything after damage it takes for a torn write). If an \
+                     older copy of db was put back on purpose, delete the seal file to accept it",
+                    seal_path.display()
+                ),
+            });
+        }
         let store = SledStore {
             hosts: db.open_tree("hosts")?,
             latest: db.open_tree("latest")?,
@@ -204,6 +246,9 @@ impl SledStore {
             db,
             dir: dir.to_path_buf(),
             synced_blobs: Mutex::new(HashSet::new()),
+            generation: AtomicU64::new(recovered),
+            durable_generation: AtomicU64::new(recovered),
+            sealer: Mutex::new(super::seal::Sealer::new(dir, sealed)),
         };
         if migrate_from == Some(SWEEPS_IN_ONE_VALUE) {
             let moved = store.migrate_sweeps_from_v2()?;
@@ -215,7 +260,50 @@ impl SledStore {
             );
         }
         store.sync()?;
+        store.seal(true)?;
         Ok(store)
+    }
+
+    /// Writes the newest durable generation into the seal when it is due
+    /// (or `force`d): see seal.rs.
+    fn seal(&self, force: bool) -> Result<(), StoreError> {
+        let durable = self.durable_generation.load(Ordering::Acquire);
+        let path = self.dir.join(super::seal::SEAL_FILE);
+        self.sealer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .seal(durable, force)
+            .map_err(|e| io(&path, e))
+    }
+
+    /// sled's flush, then the fsyncs it does not do (module doc).
+    fn sync_files(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.fsync_path(&self.dir.join("db"))?;
+        self.fsync_path(&self.dir.join("conf"))?;
+        let blobs = self.dir.join("blobs");
+        if blobs.is_dir() {
+            let mut synced = self.synced_blobs.lock().expect("not poisoned");
+            let mut present = HashSet::new();
+            let mut new_files = false;
+            for entry in std::fs::read_dir(&blobs).map_err(|e| io(&blobs, e))? {
+                let entry = entry.map_err(|e| io(&blobs, e))?;
+                let name = entry.file_name();
+                if !synced.contains(&name) {
+                    new_files = true;
+                    let path = entry.path();
+                    if !super::fsync::sync_if_present(&path).map_err(|e| io(&path, e))? {
+                        continue;
+                    }
+                }
+                present.insert(name);
+            }
+            if new_files {
+                self.fsync_path(&blobs)?;
+            }
+            *synced = present;
+        }
+        self.fsync_path(&self.dir)
     }
 
     /// Held by every write (see `write_gate`).
@@ -330,32 +418,18 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        self.fsync_path(&self.dir.join("db"))?;
-        self.fsync_path(&self.dir.join("conf"))?;
-        let blobs = self.dir.join("blobs");
-        if blobs.is_dir() {
-            let mut synced = self.synced_blobs.lock().expect("not poisoned");
-            let mut present = HashSet::new();
-            let mut new_files = false;
-            for entry in std::fs::read_dir(&blobs).map_err(|e| io(&blobs, e))? {
-                let entry = entry.map_err(|e| io(&blobs, e))?;
-                let name = entry.file_name();
-                if !synced.contains(&name) {
-                    new_files = true;
-                    let path = entry.path();
-                    if !super::fsync::sync_if_present(&path).map_err(|e| io(&path, e))? {
-                        continue;
-                    }
-                }
-                present.insert(name);
-            }
-            if new_files {
-                self.fsync_path(&blobs)?;
-            }
-            *synced = present;
-        }
-        self.fsync_path(&self.dir)
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.meta
+            .insert(super::seal::GENERATION_KEY, &generation.to_be_bytes())?;
+        self.sync_files()?;
+        self.durable_generation
+            .fetch_max(generation, Ordering::AcqRel);
+        self.seal(false)
+    }
+
+    fn sync_final(&self) -> Result<(), StoreError> {
+        self.sync()?;
+        self.seal(true)
     }
 
     fn list_hosts(&self) -> Result<Vec<HostSummary>, StoreError> {
@@ -515,6 +589,8 @@ pub(super) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
 impl Drop for SledStore {
     fn drop(&mut self) {
         let _ = self.meta.flush();
+        // The last second's syncs, which the rate limit left unsealed.
+        let _ = self.seal(true);
     }
 }
 
