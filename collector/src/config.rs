@@ -10,8 +10,38 @@ use driftwatch_common::client::MAX_MESSAGE_BYTES_LIMIT;
 use driftwatch_common::time::parse_duration;
 use serde::Deserialize;
 
-use crate::server::{DEFAULT_MAX_MESSAGE_BYTES, ServeConfig};
 use crate::tls_incoming::Limits;
+
+/// Largest gRPC message accepted: a full snapshot of a busy host is a few
+/// hundred KiB; anything near this is garbage or an attack.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// Plain-HTTP `/metrics` listener; none unless configured.
+    pub metrics_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub pki_dir: PathBuf,
+    pub limits: Limits,
+    pub max_message_bytes: usize,
+    /// How long graceful shutdown waits for open RPCs.
+    pub shutdown_grace: Duration,
+    /// Policy file (TOML), re-read when it changes.
+    pub policy: Option<PathBuf>,
+    pub drift: crate::drift::Settings,
+    /// How often findings are evaluated without anyone asking.
+    pub drift_interval: Duration,
+    /// History older than this is pruned (each host keeps its newest).
+    pub retention: Duration,
+    /// Lifetime of certificates issued at enrollment and renewal.
+    pub enrolled_validity: Duration,
+    /// Hosts that must agree on an image's bake-time baseline (0: an
+    /// operator approves every one).
+    pub baseline_quorum: usize,
+    /// Webhook receivers of finding transitions.
+    pub notify: Vec<crate::notify::Receiver>,
+}
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 

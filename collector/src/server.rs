@@ -16,42 +16,12 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+pub use crate::config::{DEFAULT_MAX_MESSAGE_BYTES, ServeConfig};
 use crate::service::State;
 use crate::service::admin::AdminService;
 use crate::service::agent::AgentService;
 use crate::store::{Recovering, Store, StoreError};
-use crate::tls_incoming::{self, Limits};
-
-/// Largest gRPC message accepted: a full snapshot of a busy host is a few
-/// hundred KiB; anything near this is garbage or an attack.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
-
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub listen: SocketAddr,
-    /// Plain-HTTP `/metrics` listener; none unless configured.
-    pub metrics_listen: Option<SocketAddr>,
-    pub data_dir: PathBuf,
-    pub pki_dir: PathBuf,
-    pub limits: Limits,
-    pub max_message_bytes: usize,
-    /// How long graceful shutdown waits for open RPCs.
-    pub shutdown_grace: Duration,
-    /// Policy file (TOML), re-read when it changes.
-    pub policy: Option<PathBuf>,
-    pub drift: crate::drift::Settings,
-    /// How often findings are evaluated without anyone asking.
-    pub drift_interval: Duration,
-    /// History older than this is pruned (each host keeps its newest).
-    pub retention: Duration,
-    /// Lifetime of certificates issued at enrollment and renewal.
-    pub enrolled_validity: Duration,
-    /// Hosts that must agree on an image's bake-time baseline (0: an
-    /// operator approves every one).
-    pub baseline_quorum: usize,
-    /// Webhook receivers of finding transitions.
-    pub notify: Vec<crate::notify::Receiver>,
-}
+use crate::tls_incoming;
 
 #[derive(Debug, Error)]
 pub enum ServeError {
@@ -139,7 +109,7 @@ impl Collector {
             state.evaluator.set_notifier(n.clone());
             state.notifier = Some(n);
         }
-        state.metrics.attach(&state);
+        state.metrics.attach(std::sync::Arc::new(state.clone()));
         Ok(Collector {
             state,
             config,

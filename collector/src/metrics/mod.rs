@@ -19,9 +19,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::error::ServiceError;
-use crate::service::State;
 
-pub use scrape::HOST_STATES;
+pub use scrape::{FleetView, HOST_STATES};
 
 /// One label with a value from a fixed vocabulary.
 pub type Reason = [(&'static str, &'static str); 1];
@@ -113,17 +112,17 @@ impl CollectorMetrics {
         m
     }
 
-    /// Adds the gauges computed from `state` at scrape time.
-    pub fn attach(&self, state: &State) {
+    /// Adds the gauges computed from `fleet` at scrape time.
+    pub fn attach(&self, fleet: std::sync::Arc<dyn FleetView>) {
         let mut r = self.registry.write().expect("not poisoned");
-        let st = state.clone();
+        let st = fleet.clone();
         r.register_collector(GaugeFn::boxed(
             "driftwatch_collector_hosts",
             "Hosts by state: fresh, stale (stale_after, or 3 report intervals, without a report), gone (gone_after), revoked",
             &["state"],
-            move || scrape::hosts_by_state(&st),
+            move || scrape::hosts_by_state(st.as_ref()),
         ));
-        let st = state.clone();
+        let st = fleet.clone();
         r.register_collector(GaugeFn::many(
             &[
                 (
@@ -137,9 +136,9 @@ impl CollectorMetrics {
                     &["kind", "severity"],
                 ),
             ],
-            move || scrape::findings(&st),
+            move || scrape::findings(st.as_ref()),
         ));
-        let st = state.clone();
+        let st = fleet.clone();
         r.register_collector(GaugeFn::many(
             &[
                 (
@@ -153,26 +152,21 @@ impl CollectorMetrics {
                     &[],
                 ),
             ],
-            move || scrape::sweeps(&st),
+            move || scrape::sweeps(st.as_ref()),
         ));
-        let st = state.clone();
+        let st = fleet.clone();
         r.register_collector(GaugeFn::boxed(
             "driftwatch_collector_agent_streams",
             "Hosts with an open command stream (connected agents)",
             &[],
-            move || vec![(vec![], st.streams.connected_hosts() as f64)],
+            move || vec![(vec![], st.connected_agents() as f64)],
         ));
-        let st = state.clone();
+        let st = fleet;
         r.register_collector(GaugeFn::boxed(
             "driftwatch_collector_raid_arrays",
             "RAID arrays (md arrays, controllers' virtual drives) of each host's latest snapshot by verdict (healthy, warning, rebuilding, degraded, failed, unknown); hosts without arrays and revoked hosts are left out",
             &["host", "verdict"],
-            move || {
-                st.raid
-                    .read()
-                    .expect("not poisoned")
-                    .samples(|h| st.is_revoked(h))
-            },
+            move || st.raid_arrays(),
         ));
     }
 

@@ -3,11 +3,25 @@
 //! that would look like a fleet that vanished.
 
 use driftwatch_common::metrics::Samples;
-use driftwatch_common::proto::SweepJob;
+use driftwatch_common::proto::{Finding, SweepJob};
 use driftwatch_common::time::now_ms;
 use tracing::warn;
 
-use crate::service::State;
+use crate::store::StoreError;
+
+/// What the scrape-time gauges read, implemented by the services' state:
+/// the metrics see the fleet through this and never the services' types,
+/// so the dependency points one way (services → metrics).
+pub trait FleetView: Send + Sync + 'static {
+    /// Every host's state, one of [`HOST_STATES`], as of `now_ms`.
+    fn host_states(&self, now_ms: i64) -> Result<Vec<&'static str>, StoreError>;
+    fn findings(&self) -> Result<Vec<Finding>, StoreError>;
+    fn sweeps(&self, now_ms: i64) -> Result<Vec<SweepJob>, StoreError>;
+    /// Hosts with an open command stream.
+    fn connected_agents(&self) -> usize;
+    /// RAID arrays by host and verdict, revoked hosts left out.
+    fn raid_arrays(&self) -> Samples;
+}
 
 pub const HOST_STATES: [&str; 4] = ["fresh", "stale", "gone", "revoked"];
 
@@ -24,8 +38,8 @@ const FINDING_KINDS: [&str; 9] = [
     "other",
 ];
 
-pub fn hosts_by_state(state: &State) -> Samples {
-    let hosts = match state.store.list_hosts() {
+pub fn hosts_by_state(fleet: &dyn FleetView) -> Samples {
+    let states = match fleet.host_states(now_ms()) {
         Ok(h) => h,
         Err(e) => {
             warn!(error = %e, "metrics: listing hosts failed");
@@ -33,9 +47,7 @@ pub fn hosts_by_state(state: &State) -> Samples {
         }
     };
     let mut counts = [0u64; HOST_STATES.len()];
-    let now = now_ms();
-    for h in &hosts {
-        let s = crate::drift::host_state(h, &state.evaluator.settings, now);
+    for s in states {
         if let Some(i) = HOST_STATES.iter().position(|x| *x == s) {
             counts[i] += 1;
         }
@@ -48,8 +60,8 @@ pub fn hosts_by_state(state: &State) -> Samples {
 }
 
 /// Open findings by severity, and by kind and severity.
-pub fn findings(state: &State) -> Vec<Samples> {
-    let findings = match state.store.findings() {
+pub fn findings(fleet: &dyn FleetView) -> Vec<Samples> {
+    let findings = match fleet.findings() {
         Ok(f) => f,
         Err(e) => {
             warn!(error = %e, "metrics: listing findings failed");
@@ -90,16 +102,15 @@ pub fn findings(state: &State) -> Vec<Samples> {
 
 /// Sweeps by state, and those past their deadline with a host failed or
 /// expired.
-pub fn sweeps(state: &State) -> Vec<Samples> {
+pub fn sweeps(fleet: &dyn FleetView) -> Vec<Samples> {
     let now = now_ms();
-    let jobs =
-        match crate::service::sweeps::summaries(state.store.as_ref(), &state.settled_sweeps, now) {
-            Ok(j) => j,
-            Err(e) => {
-                warn!(error = %e, "metrics: listing sweeps failed");
-                return vec![];
-            }
-        };
+    let jobs = match fleet.sweeps(now) {
+        Ok(j) => j,
+        Err(e) => {
+            warn!(error = %e, "metrics: listing sweeps failed");
+            return vec![];
+        }
+    };
     let (counts, overdue) = classify_sweeps(&jobs, now);
     let by_state = SWEEP_STATES
         .iter()

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agent;
+mod fleet_view;
 pub mod history;
 pub mod notify;
 pub mod sweeps;
