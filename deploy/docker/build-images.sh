@@ -21,8 +21,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ -z "$bin_dir" ]; then
-    (cd "$repo" && cargo build --release --bins)
-    bin_dir="$repo/target/release"
+    (cd "$repo" && cargo build --release --bins --locked)
+    bin_dir="${CARGO_TARGET_DIR:-$repo/target}/release"
 fi
 
 # copy_with_libs ROOTFS BINARY...: the binaries into ROOTFS/usr/local/bin and
