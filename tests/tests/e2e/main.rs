@@ -7,6 +7,7 @@ mod answers;
 mod caps;
 mod collectors;
 mod corrupt;
+mod demo;
 mod drift;
 mod exhaustion;
 mod foundation;
