@@ -16,10 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", p.display());
     }
     // The schema as protoc read it, for tests that check the code's tables
-    // against the proto's own names (common/src/section/tests.rs).
-    let descriptors = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("descriptors.bin");
+    // against the proto's own names (common/src/section/tests.rs), and for
+    // the generated method lists below.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor = out.join("descriptors.bin");
     tonic_prost_build::configure()
-        .file_descriptor_set_path(&descriptors)
+        .file_descriptor_set_path(&descriptor)
         .type_attribute(
             ".driftwatch.v1",
             "#[derive(serde::Serialize, serde::Deserialize)]",
@@ -30,5 +32,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[serde(rename_all = \"snake_case\")]",
         )
         .compile_protos(&protos, &[std::path::PathBuf::from(".")])?;
+    write_method_names(&descriptor, &out.join("methods.rs"))?;
+    Ok(())
+}
+
+/// Every service's method names, read from the compiled descriptor: the
+/// collector checks its authorization table against the Admin list, so an
+/// RPC added to the proto without a required role fails a test.
+fn write_method_names(
+    descriptor: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use prost::Message;
+    let fds = tonic_prost_build::FileDescriptorSet::decode(std::fs::read(descriptor)?.as_slice())?;
+    let mut code = String::new();
+    for file in &fds.file {
+        for service in &file.service {
+            let name = service.name();
+            let methods: Vec<String> = service
+                .method
+                .iter()
+                .map(|m| format!("{:?}", m.name()))
+                .collect();
+            code.push_str(&format!(
+                "/// The methods of `{}.{name}`, in proto order.\npub const {}_METHODS: &[&str] = &[{}];\n",
+                file.package(),
+                name.to_uppercase(),
+                methods.join(", ")
+            ));
+        }
+    }
+    std::fs::write(out, code)?;
     Ok(())
 }

@@ -11,3 +11,5 @@ pub use v1::*;
 /// The encoded `FileDescriptorSet` protoc made of the schema: the proto's
 /// own names, for tests that check tables against them.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
+include!(concat!(env!("OUT_DIR"), "/methods.rs"));

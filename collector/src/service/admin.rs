@@ -11,8 +11,8 @@ use driftwatch_common::proto::{
     RevokeTokenResponse, Token,
 };
 use driftwatch_common::proto::{
-    FindKeysRequest, FindKeysResponse, GetSweepRequest, ListSweepsRequest, ListSweepsResponse,
-    StartSweepRequest, SweepJob,
+    FindKeysRequest, FindKeysResponse, GetSweepRequest, ListAuditRequest, ListAuditResponse,
+    ListSweepsRequest, ListSweepsResponse, StartSweepRequest, SweepJob,
 };
 use driftwatch_common::proto::{NotifyTestRequest, NotifyTestResponse};
 use driftwatch_common::section::SectionKind;
@@ -315,6 +315,16 @@ impl Admin for AdminService {
     ) -> Result<Response<ListSweepsResponse>, Status> {
         auth::require_admin(&req)?;
         Ok(Response::new(super::sweeps::list(&self.state).await?))
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        auth::require_admin(&req)?;
+        Ok(Response::new(
+            super::audit::list(&self.state, req.into_inner()).await?,
+        ))
     }
 
     async fn get_sweep(&self, req: Request<GetSweepRequest>) -> Result<Response<SweepJob>, Status> {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod audit;
 mod fleet_view;
 pub mod history;
 pub mod notify;

@@ -13,8 +13,8 @@ use std::io::{self, BufRead, Read, Write};
 use std::path::Path;
 
 use driftwatch_common::proto::{
-    Baseline, Finding, HostSummary, NotifyEvent, Section, Snapshot, SnapshotRecord, SweepHost,
-    SweepJob, Token,
+    AuditEntry, Baseline, Finding, HostSummary, NotifyEvent, Section, Snapshot, SnapshotRecord,
+    SweepHost, SweepJob, Token,
 };
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -221,6 +221,7 @@ pub fn check(store: &SledStore) -> Result<CheckReport, StoreError> {
             "sweeps" => |k, v| decode::<SweepJob>(k, v).map(drop),
             "sweep_hosts" => |k, v| decode::<SweepHost>(k, v).map(drop),
             "outbox" => |k, v| decode::<NotifyEvent>(k, v).map(drop),
+            "audit" => |k, v| decode::<AuditEntry>(k, v).map(drop),
             _ => |_, _| Ok(()),
         };
         let mut n = 0;

@@ -1,6 +1,7 @@
 //! Storage behind a trait: the services speak [`Store`]; only the adapter
 //! (sled today) knows the on-disk encoding.
 
+mod audit;
 pub mod backup;
 mod drift_store;
 mod durable;
@@ -14,6 +15,7 @@ pub mod seal;
 mod sled_store;
 mod sweeps;
 
+pub use audit::AuditStore;
 pub use durable::{CommitError, GroupCommit};
 pub use outbox::{OutboxStore, Queued};
 pub use recovering::Recovering;
@@ -83,7 +85,7 @@ pub enum PutOutcome {
     NeedFull(Vec<String>),
 }
 
-pub trait Store: SweepStore + OutboxStore + Send + Sync + 'static {
+pub trait Store: SweepStore + OutboxStore + AuditStore + Send + Sync + 'static {
     /// Writes a (possibly delta) snapshot for `host_id` received at
     /// `now_ms`. Not durable until [`Store::sync`] returns.
     fn put_snapshot(

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use driftwatch_common::proto::AuditEntry;
 use driftwatch_common::proto::{
     Baseline, BaselineCandidate, Finding, HostSummary, NotifyEvent, Section, Snapshot,
     SnapshotRecord, SweepHost, SweepJob, Token,
@@ -20,7 +21,8 @@ use driftwatch_common::proto::{
 use tracing::{info, warn};
 
 use super::{
-    CandidateOutcome, OutboxStore, PutOutcome, Queued, SledStore, Store, StoreError, SweepStore,
+    AuditStore, CandidateOutcome, OutboxStore, PutOutcome, Queued, SledStore, Store, StoreError,
+    SweepStore,
 };
 use crate::tokens::TokenError;
 
@@ -206,6 +208,15 @@ impl OutboxStore for Recovering {
     }
     fn queue_lengths(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         self.read(|s| s.queue_lengths())
+    }
+}
+
+impl AuditStore for Recovering {
+    fn put_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.write(|s| s.put_audit(entry))
+    }
+    fn audit(&self, since_ms: i64, limit: usize) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+        self.read(|s| s.audit(since_ms, limit))
     }
 }
 

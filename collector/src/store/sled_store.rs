@@ -9,6 +9,7 @@
 //! - `sweeps`, `sweep_hosts`: see sweeps.rs (schema 3 moved each sweep's
 //!   hosts out of the job's value into entries of their own; a schema-2
 //!   dir is migrated at open)
+//! - `audit`:     time 0x.. id → AuditEntry: see audit.rs
 //!
 //! Durability: sled's flush (on Linux) issues sync_file_range on the data
 //! file and never fsync, nor fsyncs the directory of new files (traced with
