@@ -38,9 +38,9 @@ pub fn require_host<T>(req: &Request<T>) -> Result<String, ServiceError> {
 /// The operator name of an admin certificate.
 pub fn require_admin<T>(req: &Request<T>) -> Result<String, ServiceError> {
     match caller(req)? {
-        Identity::Admin(name) => Ok(name),
+        Identity::Admin { name, .. } => Ok(name),
         other => Err(ServiceError::PermissionDenied(format!(
-            "{other} may not call admin RPCs: use an admin certificate (driftwatch-collector pki admin --name NAME)"
+            "{other} may not call admin RPCs: use an admin certificate (driftwatch-collector pki admin --name NAME --role ROLE)"
         ))),
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use driftwatch_common::identity::{Identity, validate_name};
+use driftwatch_common::identity::{Identity, Role, validate_name};
 use driftwatch_common::logging::LogFormat;
 use driftwatch_common::pki;
 
@@ -113,13 +113,19 @@ pub enum PkiCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Issue an admin certificate (driftwatch://admin/NAME) into
+    /// Issue an admin certificate (driftwatch://admin/NAME?role=ROLE) into
     /// OUT/NAME.pem and OUT/NAME-key.pem
     Admin {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
         name: String,
+        /// What the certificate may do: viewer (read hosts, history, diff,
+        /// drift, keys, sweeps, baselines, audit), operator (also sweeps,
+        /// baselines, revoking and forgetting hosts) or admin (also tokens
+        /// and backups)
+        #[arg(long, value_parser = Role::parse)]
+        role: Role,
         /// Output directory [default: the PKI dir]
         #[arg(long)]
         out: Option<PathBuf>,
@@ -385,17 +391,26 @@ fn pki_command(cmd: PkiCommand) -> Result<()> {
             )?;
             eprintln!("wrote {} and {}", cert.display(), key.display());
         }
-        PkiCommand::Admin { dir, name, out } => {
+        PkiCommand::Admin {
+            dir,
+            name,
+            role,
+            out,
+        } => {
             validate_name(&name).map_err(|e| anyhow::anyhow!("invalid --name: {e}"))?;
             let out = out.unwrap_or_else(|| dir.clone());
             let (cert, key) = pki::issue_client_files(
                 &dir,
-                &Identity::Admin(name.clone()),
+                &Identity::admin(name.clone(), role),
                 &out,
                 &format!("{name}.pem"),
                 &format!("{name}-key.pem"),
             )?;
-            eprintln!("wrote {} and {}", cert.display(), key.display());
+            eprintln!(
+                "wrote {} and {} (role {role})",
+                cert.display(),
+                key.display()
+            );
         }
     }
     Ok(())

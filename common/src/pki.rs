@@ -192,8 +192,7 @@ pub fn not_after_ms(cert_pem: &str) -> Option<i64> {
 }
 
 fn client_params(identity: &Identity, validity_secs: i64) -> Result<CertificateParams, PkiError> {
-    let (Identity::Host(name) | Identity::Admin(name)) = identity;
-    validate_name(name).map_err(PkiError::InvalidName)?;
+    validate_name(identity.name()).map_err(PkiError::InvalidName)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
@@ -219,7 +218,7 @@ fn set_validity(params: &mut CertificateParams, secs: i64) {
 }
 
 /// `pki init`: a new CA, a server certificate for `server_names`, and an
-/// admin certificate (`driftwatch://admin/admin`).
+/// admin certificate (`driftwatch://admin/admin?role=admin`).
 pub fn init(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     for f in [CA_CERT, CA_KEY] {
         let path = dir.join(f);
@@ -233,7 +232,7 @@ pub fn init(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     })?;
     let ca = Ca::generate("driftwatch CA")?;
     let server = ca.issue_server(server_names)?;
-    let admin = ca.issue_client(&Identity::Admin("admin".into()))?;
+    let admin = ca.issue_client(&Identity::admin("admin", crate::identity::Role::Admin))?;
     // The CA key goes first: if anything after fails, a rerun refuses
     // instead of silently making a second CA.
     write_key(&dir.join(CA_KEY), &ca.issuer.key().serialize_pem())?;
@@ -337,7 +336,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         init(dir.path(), &["localhost".into()]).unwrap();
         let admin = fs::read_to_string(dir.path().join(ADMIN_CERT)).unwrap();
-        assert_eq!(identity_of_pem(&admin), Identity::Admin("admin".into()));
+        assert_eq!(
+            identity_of_pem(&admin),
+            Identity::admin("admin", crate::identity::Role::Admin)
+        );
 
         let out = dir.path().join("web-01");
         let host = Identity::Host("web-01".into());
