@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use driftwatch_common::metrics;
 use driftwatch_common::pki;
-use driftwatch_common::proto::admin_server::AdminServer;
 use driftwatch_common::proto::agent_server::AgentServer;
 use driftwatch_common::tls;
 use thiserror::Error;
@@ -18,7 +17,6 @@ use tracing::{info, warn};
 
 pub use crate::config::{DEFAULT_MAX_MESSAGE_BYTES, ServeConfig};
 use crate::service::State;
-use crate::service::admin::AdminService;
 use crate::service::agent::AgentService;
 use crate::store::{Recovering, Store, StoreError};
 use crate::tls_incoming;
@@ -149,11 +147,7 @@ impl Collector {
         })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-        let admin = AdminServer::new(AdminService {
-            state: self.state.clone(),
-        })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(driftwatch_common::client::admin_response_limit(max));
+        let admin = crate::service::admin::serve(self.state.clone(), max);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(l) = self.metrics_listener {

@@ -1,4 +1,4 @@
-use driftwatch_common::proto::admin_server::Admin;
+use driftwatch_common::proto::admin_server::{Admin, AdminServer};
 use driftwatch_common::proto::{
     ApproveBaselineRequest, BackupChunk, BackupRequest, Baseline, DiffRequest, DiffResponse,
     DriftRequest, DriftResponse, HistoryRequest, HistoryResponse, ListBaselinesRequest,
@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
 use super::State;
-use crate::auth;
+use crate::auth::{AdminCaller, AdminGate};
 use crate::drift::{self, severity_rank};
 use crate::error::ServiceError;
 use crate::service::history;
@@ -39,8 +39,21 @@ fn public(mut t: Token, now: i64) -> Token {
     t
 }
 
+/// Constructed only by [`serve`], inside the gate.
 pub struct AdminService {
-    pub state: State,
+    state: State,
+}
+
+/// The Admin service as the server mounts it: behind the gate, so no
+/// handler runs for a caller without the method's role.
+pub fn serve(state: State, max_message_bytes: usize) -> AdminGate<AdminServer<AdminService>> {
+    let revoked = state.revoked.clone();
+    let server = AdminServer::new(AdminService { state })
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(driftwatch_common::client::admin_response_limit(
+            max_message_bytes,
+        ));
+    AdminGate::new(server, revoked)
 }
 
 impl AdminService {
@@ -108,7 +121,7 @@ impl Admin for AdminService {
         &self,
         req: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         async move {
             let mut hosts = self.state.blocking(|s| s.list_hosts()).await?;
             let now = now_ms();
@@ -127,7 +140,7 @@ impl Admin for AdminService {
         &self,
         req: Request<GetHostRequest>,
     ) -> Result<Response<GetHostResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let GetHostRequest { host, sections } = req.into_inner();
         async move {
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
@@ -155,13 +168,13 @@ impl Admin for AdminService {
         &self,
         req: Request<RevokeHostRequest>,
     ) -> Result<Response<RevokeHostResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let wanted = req.into_inner().host;
         let span = info_span!("rpc", method = "RevokeHost", %admin);
         async move {
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
             let id = resolve_host(&hosts, &wanted)?.host_id;
-            let (i, by) = (id.clone(), admin.clone());
+            let (i, by) = (id.clone(), admin.name.clone());
             let host = self
                 .state
                 .blocking(move |s| s.revoke_host(&i, &by, now_ms()))
@@ -193,7 +206,7 @@ impl Admin for AdminService {
         &self,
         req: Request<ForgetHostRequest>,
     ) -> Result<Response<ForgetHostResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let wanted = req.into_inner().host;
         let span = info_span!("rpc", method = "ForgetHost", %admin);
         async move {
@@ -246,7 +259,7 @@ impl Admin for AdminService {
         &self,
         req: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let CreateTokenRequest { group, ttl_s, uses } = req.into_inner();
         driftwatch_common::config::parse_label(&format!("group={group}"))
             .map_err(ServiceError::InvalidArgument)?;
@@ -260,7 +273,8 @@ impl Admin for AdminService {
             .into());
         }
         let now = now_ms();
-        let (secret, record) = tokens::generate(&group, (ttl_s * 1000) as i64, uses, &admin, now);
+        let (secret, record) =
+            tokens::generate(&group, (ttl_s * 1000) as i64, uses, &admin.name, now);
         let r = record.clone();
         self.state.blocking(move |s| s.create_token(&r)).await?;
         self.state.durable().await?;
@@ -275,7 +289,7 @@ impl Admin for AdminService {
         &self,
         req: Request<ListTokensRequest>,
     ) -> Result<Response<ListTokensResponse>, Status> {
-        auth::require_admin(&req)?;
+        AdminCaller::of(&req)?;
         let now = now_ms();
         let mut tokens: Vec<Token> = self
             .state
@@ -292,7 +306,7 @@ impl Admin for AdminService {
         &self,
         req: Request<FindKeysRequest>,
     ) -> Result<Response<FindKeysResponse>, Status> {
-        auth::require_admin(&req)?;
+        AdminCaller::of(&req)?;
         let resp = super::sweeps::find_keys(&self.state, req.into_inner().selector)?;
         Ok(Response::new(resp))
     }
@@ -301,9 +315,9 @@ impl Admin for AdminService {
         &self,
         req: Request<StartSweepRequest>,
     ) -> Result<Response<SweepJob>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let span = info_span!("rpc", method = "StartSweep", %admin);
-        let job = super::sweeps::start(&self.state, &admin, req.into_inner())
+        let job = super::sweeps::start(&self.state, &admin.name, req.into_inner())
             .instrument(span)
             .await?;
         Ok(Response::new(job))
@@ -313,7 +327,7 @@ impl Admin for AdminService {
         &self,
         req: Request<ListSweepsRequest>,
     ) -> Result<Response<ListSweepsResponse>, Status> {
-        auth::require_admin(&req)?;
+        AdminCaller::of(&req)?;
         Ok(Response::new(super::sweeps::list(&self.state).await?))
     }
 
@@ -321,14 +335,14 @@ impl Admin for AdminService {
         &self,
         req: Request<ListAuditRequest>,
     ) -> Result<Response<ListAuditResponse>, Status> {
-        auth::require_admin(&req)?;
+        AdminCaller::of(&req)?;
         Ok(Response::new(
             super::audit::list(&self.state, req.into_inner()).await?,
         ))
     }
 
     async fn get_sweep(&self, req: Request<GetSweepRequest>) -> Result<Response<SweepJob>, Status> {
-        auth::require_admin(&req)?;
+        AdminCaller::of(&req)?;
         let id = req.into_inner().id;
         Ok(Response::new(super::sweeps::get(&self.state, &id).await?))
     }
@@ -337,7 +351,7 @@ impl Admin for AdminService {
         &self,
         req: Request<RevokeTokenRequest>,
     ) -> Result<Response<RevokeTokenResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let id = req.into_inner().id;
         let i = id.clone();
         let t = self
@@ -360,7 +374,7 @@ impl Admin for AdminService {
         &self,
         req: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let HistoryRequest {
             host,
             since_ms,
@@ -392,7 +406,7 @@ impl Admin for AdminService {
     }
 
     async fn diff(&self, req: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let DiffRequest {
             host,
             other_host,
@@ -480,7 +494,7 @@ impl Admin for AdminService {
     }
 
     async fn drift(&self, req: Request<DriftRequest>) -> Result<Response<DriftResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let DriftRequest {
             host,
             group,
@@ -554,7 +568,7 @@ impl Admin for AdminService {
         &self,
         req: Request<SetBaselineRequest>,
     ) -> Result<Response<SetBaselineResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let SetBaselineRequest { name, from_host } = req.into_inner();
         driftwatch_common::identity::validate_name(&name)
             .map_err(|e| ServiceError::InvalidArgument(format!("baseline name: {e}")))?;
@@ -586,7 +600,7 @@ impl Admin for AdminService {
         &self,
         req: Request<ListBaselinesRequest>,
     ) -> Result<Response<ListBaselinesResponse>, Status> {
-        auth::require_admin(&req)?;
+        AdminCaller::of(&req)?;
         let mut baselines: Vec<Baseline> = self
             .state
             .blocking(|s| s.baselines())
@@ -613,7 +627,7 @@ impl Admin for AdminService {
         &self,
         req: Request<BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         // Copied inside the collector while writes wait (a local file, so
         // a slow client never holds them off), then streamed.
         let (path, counts) = self.state.blocking(|s| s.backup_to_file()).await?;
@@ -655,13 +669,13 @@ impl Admin for AdminService {
         &self,
         req: Request<ApproveBaselineRequest>,
     ) -> Result<Response<SetBaselineResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let ApproveBaselineRequest {
             image_id,
             from_host,
         } = req.into_inner();
         let host = self.host_id(&from_host).await?;
-        let (img, h, by) = (image_id.clone(), host.clone(), admin.clone());
+        let (img, h, by) = (image_id.clone(), host.clone(), admin.name.clone());
         let approved = self
             .state
             .blocking(move |s| s.approve_image_baseline(&img, &h, &by))
@@ -686,9 +700,9 @@ impl Admin for AdminService {
         &self,
         req: Request<NotifyTestRequest>,
     ) -> Result<Response<NotifyTestResponse>, Status> {
-        let admin = auth::require_admin(&req)?;
+        let admin = AdminCaller::of(&req)?;
         let name = req.into_inner().name;
-        let results = super::notify::test(&self.state, &admin, &name).await?;
+        let results = super::notify::test(&self.state, &admin.name, &name).await?;
         Ok(Response::new(NotifyTestResponse { results }))
     }
 }

@@ -1,6 +1,13 @@
-//! Per-RPC authorization from the verified client certificate. The TLS
-//! layer accepts clients without a certificate (enrollment needs that), so
-//! every RPC that needs an identity asks here.
+//! Authorization from the verified client certificate. The TLS layer
+//! accepts clients without a certificate (enrollment needs that): Agent
+//! RPCs that need an identity ask [`require_host`]; every Admin RPC passes
+//! [`AdminGate`] first, which checks the role [`AdminMethod`] names.
+
+mod gate;
+mod methods;
+
+pub use gate::{AdminCaller, AdminGate};
+pub use methods::AdminMethod;
 
 use driftwatch_common::identity::Identity;
 use tonic::Request;
@@ -31,16 +38,6 @@ pub fn require_host<T>(req: &Request<T>) -> Result<String, ServiceError> {
         Identity::Host(id) => Ok(id),
         other => Err(ServiceError::PermissionDenied(format!(
             "{other} may not report: this RPC needs a host certificate (driftwatch://host/ID)"
-        ))),
-    }
-}
-
-/// The operator name of an admin certificate.
-pub fn require_admin<T>(req: &Request<T>) -> Result<String, ServiceError> {
-    match caller(req)? {
-        Identity::Admin { name, .. } => Ok(name),
-        other => Err(ServiceError::PermissionDenied(format!(
-            "{other} may not call admin RPCs: use an admin certificate (driftwatch-collector pki admin --name NAME --role ROLE)"
         ))),
     }
 }
