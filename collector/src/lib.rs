@@ -10,6 +10,7 @@ pub mod evaluator;
 pub mod keyindex;
 pub mod metrics;
 pub mod notify;
+pub mod query;
 pub mod ratelimit;
 pub mod serve_cli;
 pub mod server;

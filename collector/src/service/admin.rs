@@ -6,9 +6,8 @@ use driftwatch_common::proto::{
 };
 use driftwatch_common::proto::{
     CreateTokenRequest, CreateTokenResponse, ForgetHostRequest, ForgetHostResponse, GetHostRequest,
-    GetHostResponse, HostSummary, ListHostsRequest, ListHostsResponse, ListTokensRequest,
-    ListTokensResponse, RevokeHostRequest, RevokeHostResponse, RevokeTokenRequest,
-    RevokeTokenResponse, Token,
+    GetHostResponse, ListHostsRequest, ListHostsResponse, ListTokensRequest, ListTokensResponse,
+    RevokeHostRequest, RevokeHostResponse, RevokeTokenRequest, RevokeTokenResponse, Token,
 };
 use driftwatch_common::proto::{
     FindKeysRequest, FindKeysResponse, GetSweepRequest, ListAuditRequest, ListAuditResponse,
@@ -16,16 +15,17 @@ use driftwatch_common::proto::{
 };
 use driftwatch_common::proto::{NotifyTestRequest, NotifyTestResponse};
 use driftwatch_common::section::SectionKind;
-use driftwatch_common::severity::Severity;
 use driftwatch_common::snapshot::retain_sections;
-use driftwatch_common::time::{format_ms, now_ms};
+use driftwatch_common::time::now_ms;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
 use super::State;
+use super::audit;
 use crate::auth::{AdminCaller, AdminGate};
-use crate::drift::{self, severity_rank};
+use crate::drift;
 use crate::error::ServiceError;
+use crate::query::{self, resolve_host};
 use crate::service::history;
 use crate::tokens;
 
@@ -65,53 +65,8 @@ impl AdminService {
     async fn latest(&self, id: &str) -> Result<driftwatch_common::proto::Snapshot, ServiceError> {
         let i = id.to_string();
         self.state
-            .blocking(move |s| s.latest_snapshot(&i))
+            .blocking(move |s| Ok(query::diff::latest(s, &i)))
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("host {id} has no snapshot yet")))
-    }
-
-    /// A named baseline, or with "image" the one baked into the host's image.
-    async fn baseline_for(&self, host_id: &str, name: &str) -> Result<Baseline, ServiceError> {
-        let all = self.state.blocking(|s| s.baselines()).await?;
-        let found = if name == "image" {
-            let hosts = self.state.blocking(|s| s.list_hosts()).await?;
-            let image = hosts
-                .iter()
-                .find(|h| h.host_id == host_id)
-                .map(|h| h.image_id.clone())
-                .unwrap_or_default();
-            all.into_iter()
-                .find(|b| !image.is_empty() && b.image_id == image)
-        } else {
-            all.into_iter().find(|b| b.name == name)
-        };
-        found.ok_or_else(|| {
-            ServiceError::NotFound(format!(
-                "no baseline {name:?} for {host_id}: `driftwatch baseline list` shows them; `baseline set NAME --from-host HOST` makes one"
-            ))
-        })
-    }
-}
-
-/// Finds a host by id, or by hostname when exactly one host has it.
-pub fn resolve_host(hosts: &[HostSummary], wanted: &str) -> Result<HostSummary, ServiceError> {
-    if let Some(h) = hosts.iter().find(|h| h.host_id == wanted) {
-        return Ok(h.clone());
-    }
-    let by_name: Vec<&HostSummary> = hosts.iter().filter(|h| h.hostname == wanted).collect();
-    match by_name.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(ServiceError::NotFound(format!(
-            "no host with id or hostname {wanted:?}: `driftwatch hosts` lists them"
-        ))),
-        many => Err(ServiceError::InvalidArgument(format!(
-            "hostname {wanted:?} names {} hosts ({}): use a host id",
-            many.len(),
-            many.iter()
-                .map(|h| h.host_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
     }
 }
 
@@ -171,7 +126,9 @@ impl Admin for AdminService {
         let admin = AdminCaller::of(&req)?;
         let wanted = req.into_inner().host;
         let span = info_span!("rpc", method = "RevokeHost", %admin);
-        async move {
+        let target = wanted.clone();
+        let caller = admin.clone();
+        let action = async move {
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
             let id = resolve_host(&hosts, &wanted)?.host_id;
             let (i, by) = (id.clone(), admin.name.clone());
@@ -193,13 +150,13 @@ impl Admin for AdminService {
                 Status::permission_denied(format!("host {id} was revoked by {admin}")),
             );
             info!(host = %id, streams_closed = closed, "host revoked");
-            Ok(Response::new(RevokeHostResponse {
+            Ok::<_, Status>(Response::new(RevokeHostResponse {
                 host: Some(host),
                 streams_closed: closed,
             }))
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        audit::audited(&self.state, &caller, action, |_| format!("host {target}")).await
     }
 
     async fn forget_host(
@@ -209,7 +166,9 @@ impl Admin for AdminService {
         let admin = AdminCaller::of(&req)?;
         let wanted = req.into_inner().host;
         let span = info_span!("rpc", method = "ForgetHost", %admin);
-        async move {
+        let target = wanted.clone();
+        let caller = admin.clone();
+        let action = async move {
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
             let host = resolve_host(&hosts, &wanted)?;
             let id = host.host_id.clone();
@@ -246,13 +205,13 @@ impl Admin for AdminService {
                 .remove_host(&id);
             self.state.evaluator.data_changed();
             info!(host = %id, records_removed = removed, state, "host forgotten");
-            Ok(Response::new(ForgetHostResponse {
+            Ok::<_, Status>(Response::new(ForgetHostResponse {
                 host: Some(host),
                 records_removed: removed,
             }))
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        audit::audited(&self.state, &caller, action, |_| format!("host {target}")).await
     }
 
     async fn create_token(
@@ -261,28 +220,39 @@ impl Admin for AdminService {
     ) -> Result<Response<CreateTokenResponse>, Status> {
         let admin = AdminCaller::of(&req)?;
         let CreateTokenRequest { group, ttl_s, uses } = req.into_inner();
-        driftwatch_common::config::parse_label(&format!("group={group}"))
-            .map_err(ServiceError::InvalidArgument)?;
-        if group.is_empty() {
-            return Err(ServiceError::InvalidArgument("a token needs a --group".into()).into());
-        }
-        if ttl_s == 0 || ttl_s > MAX_TOKEN_TTL_S {
-            return Err(ServiceError::InvalidArgument(
-                "--ttl must be between 1s and 366 days".into(),
-            )
-            .into());
-        }
-        let now = now_ms();
-        let (secret, record) =
-            tokens::generate(&group, (ttl_s * 1000) as i64, uses, &admin.name, now);
-        let r = record.clone();
-        self.state.blocking(move |s| s.create_token(&r)).await?;
-        self.state.durable().await?;
-        info!(token = %record.id, %group, ttl_s, uses, %admin, "enrollment token created");
-        Ok(Response::new(CreateTokenResponse {
-            token: secret,
-            info: Some(public(record, now)),
-        }))
+        let target = group.clone();
+        let caller = admin.clone();
+        let action = async move {
+            driftwatch_common::config::parse_label(&format!("group={group}"))
+                .map_err(ServiceError::InvalidArgument)?;
+            if group.is_empty() {
+                return Err(ServiceError::InvalidArgument("a token needs a --group".into()).into());
+            }
+            if ttl_s == 0 || ttl_s > MAX_TOKEN_TTL_S {
+                return Err(ServiceError::InvalidArgument(
+                    "--ttl must be between 1s and 366 days".into(),
+                )
+                .into());
+            }
+            let now = now_ms();
+            let (secret, record) =
+                tokens::generate(&group, (ttl_s * 1000) as i64, uses, &admin.name, now);
+            let r = record.clone();
+            self.state.blocking(move |s| s.create_token(&r)).await?;
+            self.state.durable().await?;
+            info!(token = %record.id, %group, ttl_s, uses, %admin, "enrollment token created");
+            Ok::<_, Status>(Response::new(CreateTokenResponse {
+                token: secret,
+                info: Some(public(record, now)),
+            }))
+        };
+        audit::audited(&self.state, &caller, action, |r| {
+            match r.and_then(|r| r.get_ref().info.as_ref()) {
+                Some(t) => format!("token {} (group {})", t.id, t.group),
+                None => format!("group {target}"),
+            }
+        })
+        .await
     }
 
     async fn list_tokens(
@@ -317,10 +287,26 @@ impl Admin for AdminService {
     ) -> Result<Response<SweepJob>, Status> {
         let admin = AdminCaller::of(&req)?;
         let span = info_span!("rpc", method = "StartSweep", %admin);
-        let job = super::sweeps::start(&self.state, &admin.name, req.into_inner())
-            .instrument(span)
-            .await?;
-        Ok(Response::new(job))
+        let sweep = req.into_inner();
+        let asked = format!(
+            "{} of {} key(s)",
+            if sweep.remove { "removal" } else { "dry run" },
+            sweep
+                .selector
+                .as_ref()
+                .map_or(0, |k| k.fingerprints.len() + k.comments.len())
+        );
+        let action = async {
+            let job = super::sweeps::start(&self.state, &admin.name, sweep)
+                .instrument(span)
+                .await?;
+            Ok::<_, Status>(Response::new(job))
+        };
+        audit::audited(&self.state, &admin, action, |r| match r {
+            Some(job) => format!("sweep {} ({asked})", job.get_ref().id),
+            None => format!("sweep ({asked})"),
+        })
+        .await
     }
 
     async fn list_sweeps(
@@ -353,21 +339,26 @@ impl Admin for AdminService {
     ) -> Result<Response<RevokeTokenResponse>, Status> {
         let admin = AdminCaller::of(&req)?;
         let id = req.into_inner().id;
-        let i = id.clone();
-        let t = self
-            .state
-            .blocking(move |s| s.revoke_token(&i, now_ms()))
-            .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!(
-                    "no token with id {id:?}: `driftwatch tokens list` shows them"
-                ))
-            })?;
-        self.state.durable().await?;
-        info!(token = %id, %admin, "enrollment token revoked");
-        Ok(Response::new(RevokeTokenResponse {
-            token: Some(public(t, now_ms())),
-        }))
+        let target = id.clone();
+        let caller = admin.clone();
+        let action = async move {
+            let i = id.clone();
+            let t = self
+                .state
+                .blocking(move |s| s.revoke_token(&i, now_ms()))
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::NotFound(format!(
+                        "no token with id {id:?}: `driftwatch tokens list` shows them"
+                    ))
+                })?;
+            self.state.durable().await?;
+            info!(token = %id, %admin, "enrollment token revoked");
+            Ok::<_, Status>(Response::new(RevokeTokenResponse {
+                token: Some(public(t, now_ms())),
+            }))
+        };
+        audit::audited(&self.state, &caller, action, |_| format!("token {target}")).await
     }
 
     async fn history(
@@ -407,90 +398,17 @@ impl Admin for AdminService {
 
     async fn diff(&self, req: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
         let admin = AdminCaller::of(&req)?;
-        let DiffRequest {
-            host,
-            other_host,
-            from,
-            to,
-            baseline,
-        } = req.into_inner();
+        let req = req.into_inner();
         let span = info_span!("rpc", method = "Diff", %admin);
-        async move {
-            let hosts = self.state.blocking(|s| s.list_hosts()).await?;
-            let a_host = resolve_host(&hosts, &host)?;
-            let id = a_host.host_id.clone();
-            let name = |h: &HostSummary| format!("{} ({})", h.host_id, h.hostname);
-            if !other_host.is_empty() || !baseline.is_empty() {
-                let a = self.latest(&id).await?;
-                let at = |s: &driftwatch_common::proto::Snapshot| {
-                    format!("seq {} ({})", s.seq, format_ms(s.collected_at_ms))
-                };
-                if !other_host.is_empty() {
-                    // `diff A B`: A is `---`, B is `+++`.
-                    let b_host = resolve_host(&hosts, &other_host)?;
-                    let b = self.latest(&b_host.host_id).await?;
-                    return Ok(Response::new(DiffResponse {
-                        from: format!("{} {}", name(&a_host), at(&a)),
-                        to: format!("{} {}", name(&b_host), at(&b)),
-                        sections: history::compare(&a.sections, &b.sections),
-                    }));
-                }
-                // A baseline is what the host should have: `---`, the host `+++`.
-                let b = self.baseline_for(&id, &baseline).await?;
-                let base = b.snapshot.map(|s| s.sections).unwrap_or_default();
-                return Ok(Response::new(DiffResponse {
-                    from: format!("baseline {} ({}, set {})", b.name, b.source, format_ms(b.created_ms)),
-                    to: format!("{} {}", name(&a_host), at(&a)),
-                    sections: history::compare(&base, &a.sections),
-                }));
-            }
-            let i = id.clone();
-            let records = self.state.blocking(move |s| s.history(&i, 0)).await?;
-            if records.is_empty() {
-                return Err(
-                    ServiceError::NotFound(format!("host {id} has no stored snapshot")).into(),
-                );
-            }
-            let last_seq = a_host.last_seq;
-            let to_i = if to.is_empty() {
-                records.len() - 1
-            } else {
-                history::pick(&records, last_seq, &to)?
-            };
-            let from_i = if !from.is_empty() {
-                history::pick(&records, last_seq, &from)?
-            } else if to_i > 0 {
-                to_i - 1
-            } else {
-                return Err(ServiceError::NotFound(format!(
-                    "{} has only one stored snapshot at or before that point (seq {}): nothing to compare it with",
-                    name(&a_host),
-                    records[to_i].seq
-                ))
-                .into());
-            };
-            let describe = |i: usize, asked: &str| {
-                let r = &records[i];
-                let mut d = format!("{} seq {} ({})", name(&a_host), r.seq, format_ms(r.collected_at_ms));
-                // The record in force at an asked point may be older: say so.
-                if !asked.is_empty() && asked != r.seq.to_string() {
-                    d.push_str(&format!(", in force at {asked}"));
-                }
-                d
-            };
-            let (f, t) = (describe(from_i, &from), describe(to_i, &to));
-            let sections = self
-                .state
-                .blocking(move |s| history::diff_records(s, &records, from_i, to_i))
-                .await?;
-            Ok(Response::new(DiffResponse {
-                from: f,
-                to: t,
-                sections,
-            }))
-        }
-        .instrument(span)
-        .await
+        let answer = self
+            .state
+            .blocking(move |s| {
+                let hosts = s.list_hosts()?;
+                Ok(query::diff::diff(s, &hosts, &req))
+            })
+            .instrument(span)
+            .await??;
+        Ok(Response::new(answer))
     }
 
     async fn drift(&self, req: Request<DriftRequest>) -> Result<Response<DriftResponse>, Status> {
@@ -503,14 +421,7 @@ impl Admin for AdminService {
         } = req.into_inner();
         let span = info_span!("rpc", method = "Drift", %admin);
         async move {
-            let min = if min_severity.is_empty() {
-                0
-            } else {
-                min_severity
-                    .parse::<Severity>()
-                    .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?
-                    as usize
-            };
+            let min_rank = query::drift::min_rank(&min_severity)?;
             let host_id = if host.is_empty() {
                 None
             } else {
@@ -526,34 +437,15 @@ impl Admin for AdminService {
                 .map_err(ServiceError::from)?;
             self.state.durable().await?;
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
-            let in_group = |hid: &str| {
-                group.is_empty()
-                    || hosts.iter().any(|h| {
-                        h.host_id == hid
-                            && h.labels.iter().any(|l| {
-                                l.key == self.state.evaluator.settings.group_label
-                                    && l.value == group
-                            })
-                    })
+            let findings = self.state.blocking(|s| s.findings()).await?;
+            let filter = query::drift::DriftFilter {
+                host_id,
+                group,
+                group_label: self.state.evaluator.settings.group_label.clone(),
+                min_rank,
+                all,
             };
-            let mut findings: Vec<_> = self
-                .state
-                .blocking(|s| s.findings())
-                .await?
-                .into_iter()
-                .filter(|f| all || f.resolved_ms == 0)
-                .filter(|f| host_id.as_ref().is_none_or(|h| &f.host_id == h))
-                .filter(|f| in_group(&f.host_id))
-                .filter(|f| severity_rank(&f.severity).unwrap_or(0) >= min)
-                .collect();
-            findings.sort_by(|a, b| {
-                (a.resolved_ms != 0)
-                    .cmp(&(b.resolved_ms != 0))
-                    .then(severity_rank(&b.severity).cmp(&severity_rank(&a.severity)))
-                    .then(a.hostname.cmp(&b.hostname))
-                    .then(a.section.cmp(&b.section))
-                    .then(a.item.cmp(&b.item))
-            });
+            let findings = query::drift::select(findings, &hosts, &filter);
             Ok(Response::new(DriftResponse {
                 findings,
                 evaluated_ms: now,
@@ -570,30 +462,35 @@ impl Admin for AdminService {
     ) -> Result<Response<SetBaselineResponse>, Status> {
         let admin = AdminCaller::of(&req)?;
         let SetBaselineRequest { name, from_host } = req.into_inner();
-        driftwatch_common::identity::validate_name(&name)
-            .map_err(|e| ServiceError::InvalidArgument(format!("baseline name: {e}")))?;
-        let id = self.host_id(&from_host).await?;
-        let snap = self.latest(&id).await?;
-        let b = Baseline {
-            name: name.clone(),
-            image_id: String::new(),
-            created_ms: now_ms(),
-            source: format!("host:{id}"),
-            snapshot: Some(Box::new(snap)),
+        let target = format!("baseline {name} from host {from_host}");
+        let caller = admin.clone();
+        let action = async move {
+            driftwatch_common::identity::validate_name(&name)
+                .map_err(|e| ServiceError::InvalidArgument(format!("baseline name: {e}")))?;
+            let id = self.host_id(&from_host).await?;
+            let snap = self.latest(&id).await?;
+            let b = Baseline {
+                name: name.clone(),
+                image_id: String::new(),
+                created_ms: now_ms(),
+                source: format!("host:{id}"),
+                snapshot: Some(Box::new(snap)),
+            };
+            let stored = b.clone();
+            self.state
+                .blocking(move |s| s.put_baseline(&stored, true))
+                .await?;
+            self.state.evaluator.data_changed();
+            self.state.durable().await?;
+            info!(%name, host = %id, %admin, "baseline set");
+            Ok::<_, Status>(Response::new(SetBaselineResponse {
+                baseline: Some(Baseline {
+                    snapshot: None,
+                    ..b
+                }),
+            }))
         };
-        let stored = b.clone();
-        self.state
-            .blocking(move |s| s.put_baseline(&stored, true))
-            .await?;
-        self.state.evaluator.data_changed();
-        self.state.durable().await?;
-        info!(%name, host = %id, %admin, "baseline set");
-        Ok(Response::new(SetBaselineResponse {
-            baseline: Some(Baseline {
-                snapshot: None,
-                ..b
-            }),
-        }))
+        audit::audited(&self.state, &caller, action, |_| target).await
     }
 
     async fn list_baselines(
@@ -628,41 +525,45 @@ impl Admin for AdminService {
         req: Request<BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
         let admin = AdminCaller::of(&req)?;
-        // Copied inside the collector while writes wait (a local file, so
-        // a slow client never holds them off), then streamed.
-        let (path, counts) = self.state.blocking(|s| s.backup_to_file()).await?;
-        info!(%admin, ?counts, "backup taken");
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let sent = async {
-                let mut f = tokio::fs::File::open(&path).await?;
-                loop {
-                    let mut buf = vec![0u8; 1 << 20];
-                    let n = f.read(&mut buf).await?;
-                    if n == 0 {
-                        return Ok::<_, std::io::Error>(());
-                    }
-                    buf.truncate(n);
-                    if tx.send(Ok(BackupChunk { data: buf })).await.is_err() {
-                        return Ok(());
+        let caller = admin.clone();
+        let action = async move {
+            // Copied inside the collector while writes wait (a local file, so
+            // a slow client never holds them off), then streamed.
+            let (path, counts) = self.state.blocking(|s| s.backup_to_file()).await?;
+            info!(%admin, ?counts, "backup taken");
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let sent = async {
+                    let mut f = tokio::fs::File::open(&path).await?;
+                    loop {
+                        let mut buf = vec![0u8; 1 << 20];
+                        let n = f.read(&mut buf).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        buf.truncate(n);
+                        if tx.send(Ok(BackupChunk { data: buf })).await.is_err() {
+                            return Ok(());
+                        }
                     }
                 }
-            }
-            .await;
-            if let Err(e) = sent {
-                let _ = tx
-                    .send(Err(Status::internal(format!(
-                        "reading backup {}: {e}",
-                        path.display()
-                    ))))
-                    .await;
-            }
-            let _ = tokio::fs::remove_file(&path).await;
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+                .await;
+                if let Err(e) = sent {
+                    let _ = tx
+                        .send(Err(Status::internal(format!(
+                            "reading backup {}: {e}",
+                            path.display()
+                        ))))
+                        .await;
+                }
+                let _ = tokio::fs::remove_file(&path).await;
+            });
+            let stream: Self::BackupStream =
+                Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+            Ok::<_, Status>(Response::new(stream))
+        };
+        audit::audited(&self.state, &caller, action, |_| "store".to_string()).await
     }
 
     async fn approve_baseline(
@@ -674,26 +575,31 @@ impl Admin for AdminService {
             image_id,
             from_host,
         } = req.into_inner();
-        let host = self.host_id(&from_host).await?;
-        let (img, h, by) = (image_id.clone(), host.clone(), admin.name.clone());
-        let approved = self
-            .state
-            .blocking(move |s| s.approve_image_baseline(&img, &h, &by))
-            .await?
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!(
-                    "{host} uploaded no baseline for image {image_id:?}: `driftwatch baseline list` shows the candidates"
-                ))
-            })?;
-        self.state.evaluator.data_changed();
-        self.state.durable().await?;
-        info!(image = %image_id, %host, %admin, "image baseline approved");
-        Ok(Response::new(SetBaselineResponse {
-            baseline: Some(Baseline {
-                snapshot: None,
-                ..approved
-            }),
-        }))
+        let target = format!("image {image_id} from host {from_host}");
+        let caller = admin.clone();
+        let action = async move {
+            let host = self.host_id(&from_host).await?;
+            let (img, h, by) = (image_id.clone(), host.clone(), admin.name.clone());
+            let approved = self
+                .state
+                .blocking(move |s| s.approve_image_baseline(&img, &h, &by))
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::NotFound(format!(
+                        "{host} uploaded no baseline for image {image_id:?}: `driftwatch baseline list` shows the candidates"
+                    ))
+                })?;
+            self.state.evaluator.data_changed();
+            self.state.durable().await?;
+            info!(image = %image_id, %host, %admin, "image baseline approved");
+            Ok::<_, Status>(Response::new(SetBaselineResponse {
+                baseline: Some(Baseline {
+                    snapshot: None,
+                    ..approved
+                }),
+            }))
+        };
+        audit::audited(&self.state, &caller, action, |_| target).await
     }
 
     async fn notify_test(
@@ -702,35 +608,12 @@ impl Admin for AdminService {
     ) -> Result<Response<NotifyTestResponse>, Status> {
         let admin = AdminCaller::of(&req)?;
         let name = req.into_inner().name;
-        let results = super::notify::test(&self.state, &admin.name, &name).await?;
-        Ok(Response::new(NotifyTestResponse { results }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn h(id: &str, name: &str) -> HostSummary {
-        HostSummary {
-            host_id: id.into(),
-            hostname: name.into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn resolves_by_id_then_unique_hostname() {
-        let hosts = vec![h("a1", "web"), h("b2", "db"), h("c3", "db")];
-        assert_eq!(resolve_host(&hosts, "a1").unwrap().host_id, "a1");
-        assert_eq!(resolve_host(&hosts, "web").unwrap().host_id, "a1");
-        let e = resolve_host(&hosts, "db").unwrap_err().to_string();
-        assert!(e.contains("b2") && e.contains("c3"), "{e}");
-        assert!(
-            resolve_host(&hosts, "nope")
-                .unwrap_err()
-                .to_string()
-                .contains("driftwatch hosts")
-        );
+        let target = format!("receiver {name:?}");
+        let caller = admin.clone();
+        let action = async move {
+            let results = super::notify::test(&self.state, &admin.name, &name).await?;
+            Ok::<_, Status>(Response::new(NotifyTestResponse { results }))
+        };
+        audit::audited(&self.state, &caller, action, |_| target).await
     }
 }
