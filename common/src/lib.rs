@@ -3,6 +3,7 @@
 //! snapshot helpers, Prometheus metrics. Nothing here does network IO of its
 //! own except `metrics::http`, the scrape endpoint both daemons serve.
 
+pub mod admin_method;
 pub mod caps;
 pub mod client;
 pub mod config;

@@ -18,9 +18,9 @@ use tonic::Status;
 use tonic::codegen::http::{Request, Response};
 use tonic::server::NamedService;
 
-use super::methods::AdminMethod;
 use crate::error::ServiceError;
 use crate::tls_incoming::PeerInfo;
+use driftwatch_common::admin_method::AdminMethod;
 
 /// The caller the gate let through: who, with which role, calling what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,16 +61,17 @@ pub fn authorize(
         ))
     })?;
     let need = method.required_role();
-    let needs = format!("{method} needs an admin certificate with role {need} or higher");
+    let needs = format!("{method} needs role {need}");
+    let issue = format!("`driftwatch-collector pki admin --name NAME --role {need}` issues one");
     let identity = match identity {
         None => {
             return Err(Status::unauthenticated(format!(
-                "{needs}; the caller presented no client certificate, so it has no role (`driftwatch-collector pki admin --name NAME --role {need}` issues one)"
+                "{needs}; you presented no client certificate, so you have no role ({issue})"
             )));
         }
         Some(Err(e)) => {
             return Err(Status::unauthenticated(format!(
-                "{needs}; the caller's certificate names no identity of ours, so it has no role ({e})"
+                "{needs}; your certificate names no identity of ours, so it has no role ({e}; {issue})"
             )));
         }
         Some(Ok(identity)) => identity,
@@ -83,11 +84,11 @@ pub fn authorize(
                 ""
             };
             Err(Status::permission_denied(format!(
-                "{needs}; the caller's is a host certificate ({identity}{revoked}), which has no role"
+                "{needs}; your certificate {identity} is a host certificate{revoked}, not an admin certificate, so it has no role ({issue})"
             )))
         }
         Identity::Admin { name, role } if *role < need => Err(Status::permission_denied(format!(
-            "{needs}; {name}'s certificate has role {role} (an admin issues one with `driftwatch-collector pki admin --name {name} --role {need}`)"
+            "{needs}; your certificate {name} has role {role} (an admin issues one with `driftwatch-collector pki admin --name {name} --role {need}`)"
         ))),
         Identity::Admin { name, role } => Ok(AdminCaller {
             name: name.clone(),
@@ -169,14 +170,11 @@ mod tests {
                 } else {
                     let s = r.unwrap_err();
                     assert_eq!(s.code(), tonic::Code::PermissionDenied);
-                    let want =
-                        format!("needs an admin certificate with role {}", m.required_role());
-                    assert!(s.message().contains(&want), "{}", s.message());
-                    assert!(
-                        s.message().contains(&format!("has role {role}")),
-                        "{}",
-                        s.message()
+                    let want = format!(
+                        "{m} needs role {}; your certificate alice has role {role} ",
+                        m.required_role()
                     );
+                    assert!(s.message().starts_with(&want), "{}", s.message());
                 }
             }
         }
@@ -195,12 +193,12 @@ mod tests {
             (
                 Some(Ok(Identity::Host("web-1".into()))),
                 tonic::Code::PermissionDenied,
-                "host certificate (driftwatch://host/web-1)",
+                "your certificate driftwatch://host/web-1 is a host certificate, not",
             ),
             (
                 Some(Ok(Identity::Host("gone-1".into()))),
                 tonic::Code::PermissionDenied,
-                "driftwatch://host/gone-1, revoked",
+                "driftwatch://host/gone-1 is a host certificate, revoked,",
             ),
         ];
         for (p, code, says) in cases {
@@ -208,11 +206,8 @@ mod tests {
                 let s = authorize(&m.path(), p.as_ref(), &revoked).unwrap_err();
                 assert_eq!(s.code(), code, "{m}: {s:?}");
                 assert!(s.message().contains(says), "{m}: {}", s.message());
-                let needs = format!(
-                    "{m} needs an admin certificate with role {}",
-                    m.required_role()
-                );
-                assert!(s.message().contains(&needs), "{}", s.message());
+                let needs = format!("{m} needs role {};", m.required_role());
+                assert!(s.message().starts_with(&needs), "{}", s.message());
                 assert!(s.message().contains("no role"), "{}", s.message());
             }
         }

@@ -4,10 +4,9 @@
 //! [`AdminGate`] first, which checks the role [`AdminMethod`] names.
 
 mod gate;
-mod methods;
 
+pub use driftwatch_common::admin_method::{AdminMethod, Effect};
 pub use gate::{AdminCaller, AdminGate};
-pub use methods::AdminMethod;
 
 use driftwatch_common::identity::Identity;
 use tonic::Request;

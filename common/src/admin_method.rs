@@ -1,12 +1,23 @@
-//! Which role each Admin method needs: the one table the gate reads. A
+//! Which role each Admin method needs and whether it is written to the
+//! audit trail: the one table the collector's gate reads, and the one the
+//! end-to-end tests call every method from. Here rather than in the
+//! collector because it is part of what the wire promises a caller. A
 //! method the proto has and this table lacks is refused by the gate for
 //! everyone, and fails `every_proto_method_is_in_the_table`.
 
-use driftwatch_common::identity::Role;
-use driftwatch_common::proto::admin_server::SERVICE_NAME;
+use crate::identity::Role;
+use crate::proto::admin_server::SERVICE_NAME;
+
+/// Whether a method changes something (or takes data out) and so leaves
+/// an entry in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Reads,
+    Acts,
+}
 
 macro_rules! admin_methods {
-    ($($method:ident => $role:ident,)*) => {
+    ($($method:ident => $role:ident, $effect:ident,)*) => {
         /// An Admin RPC, named as in the proto.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum AdminMethod {
@@ -29,32 +40,40 @@ macro_rules! admin_methods {
                     $(AdminMethod::$method => Role::$role,)*
                 }
             }
+
+            /// Whether its calls are written to the audit trail.
+            pub fn effect(self) -> Effect {
+                match self {
+                    $(AdminMethod::$method => Effect::$effect,)*
+                }
+            }
         }
     };
 }
 
 admin_methods! {
-    ListHosts => Viewer,
-    GetHost => Viewer,
-    History => Viewer,
-    Diff => Viewer,
-    Drift => Viewer,
-    FindKeys => Viewer,
-    ListSweeps => Viewer,
-    GetSweep => Viewer,
-    ListBaselines => Viewer,
-    ListAudit => Viewer,
-    StartSweep => Operator,
-    SetBaseline => Operator,
-    ApproveBaseline => Operator,
-    RevokeHost => Operator,
-    ForgetHost => Operator,
+    ListHosts => Viewer, Reads,
+    GetHost => Viewer, Reads,
+    History => Viewer, Reads,
+    Diff => Viewer, Reads,
+    Drift => Viewer, Reads,
+    FindKeys => Viewer, Reads,
+    ListSweeps => Viewer, Reads,
+    GetSweep => Viewer, Reads,
+    ListBaselines => Viewer, Reads,
+    ListAudit => Viewer, Reads,
+    StartSweep => Operator, Acts,
+    SetBaseline => Operator, Acts,
+    ApproveBaseline => Operator, Acts,
+    RevokeHost => Operator, Acts,
+    ForgetHost => Operator, Acts,
     // Sends a test event to the configured receivers: an outside effect.
-    NotifyTest => Operator,
-    CreateToken => Admin,
-    ListTokens => Admin,
-    RevokeToken => Admin,
-    Backup => Admin,
+    NotifyTest => Operator, Acts,
+    CreateToken => Admin, Acts,
+    ListTokens => Admin, Reads,
+    RevokeToken => Admin, Acts,
+    // Takes the whole store out: who did is worth a record.
+    Backup => Admin, Acts,
 }
 
 impl AdminMethod {
@@ -83,7 +102,7 @@ impl std::fmt::Display for AdminMethod {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftwatch_common::proto::ADMIN_METHODS;
+    use crate::proto::ADMIN_METHODS;
 
     /// The proto's method list comes from the compiled descriptor
     /// (proto/build.rs), so an RPC added there and not here fails this.
@@ -95,7 +114,7 @@ mod tests {
             .collect();
         assert!(
             missing.is_empty(),
-            "Admin RPCs without a required role in collector/src/auth/methods.rs: {missing:?}"
+            "Admin RPCs without a required role in common/src/admin_method.rs: {missing:?}"
         );
         let extra: Vec<&str> = AdminMethod::ALL
             .iter()
@@ -138,6 +157,11 @@ mod tests {
         }
         for m in [CreateToken, ListTokens, RevokeToken, Backup] {
             assert_eq!(m.required_role(), Role::Admin, "{m}");
+        }
+        for m in AdminMethod::ALL {
+            if m.required_role() == Role::Viewer {
+                assert_eq!(m.effect(), Effect::Reads, "a viewer only reads: {m}");
+            }
         }
     }
 }
