@@ -2,12 +2,17 @@
 //! offset so the order of bytes is the order of time) followed by a u64 BE
 //! from sled's id generator (two actions in one millisecond keep both),
 //! value = AuditEntry. Reads walk the tree backwards from the newest, so
-//! a bounded read costs what it returns.
+//! a bounded read costs what it returns. The trail keeps the newest
+//! [`MAX_ENTRIES`]: an append past it drops the oldest, so a script
+//! looping on an admin action cannot fill the disk.
 
 use driftwatch_common::proto::AuditEntry;
 
 use super::sled_store::{decode, encode};
 use super::{SledStore, StoreError};
+
+/// Entries kept: years of people's admin actions, a few tens of MB.
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// Storage of the audit trail. A supertrait of [`super::Store`] so that
 /// its sled code lives here.
@@ -31,13 +36,29 @@ impl SledStore {
     }
 }
 
-impl AuditStore for SledStore {
-    fn put_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+impl SledStore {
+    fn put_audit_bounded(&self, entry: &AuditEntry, max: usize) -> Result<(), StoreError> {
         let _w = self.writing();
+        let tree = self.audit_tree()?;
+        let mut len = self.audit_len.lock().expect("not poisoned");
+        let n = match *len {
+            Some(n) => n,
+            None => tree.len(),
+        };
         let mut key = time_key(entry.at_ms).to_vec();
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        self.audit_tree()?.insert(key, encode(entry))?;
+        let mut n = n + usize::from(tree.insert(key, encode(entry))?.is_none());
+        while n > max && tree.pop_min()?.is_some() {
+            n -= 1;
+        }
+        *len = Some(n);
         Ok(())
+    }
+}
+
+impl AuditStore for SledStore {
+    fn put_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.put_audit_bounded(entry, MAX_ENTRIES)
     }
 
     fn audit(&self, since_ms: i64, limit: usize) -> Result<(Vec<AuditEntry>, bool), StoreError> {
@@ -99,6 +120,26 @@ mod tests {
         let (exact, more) = s.audit(20, 3).unwrap();
         assert_eq!(exact.len(), 3);
         assert!(!more, "exactly the limit matched: nothing left out");
+    }
+
+    #[test]
+    fn the_oldest_entries_go_past_the_bound_also_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            for t in 0..5 {
+                s.put_audit_bounded(&entry(t, &format!("e{t}")), 3).unwrap();
+            }
+            let (kept, more) = s.audit(i64::MIN, 10).unwrap();
+            assert_eq!(kept.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [4, 3, 2]);
+            assert!(!more);
+            crate::store::Store::sync(&s).unwrap();
+        }
+        // Counted afresh from the tree, not from zero.
+        let s = SledStore::open(dir.path()).unwrap();
+        s.put_audit_bounded(&entry(9, "e9"), 3).unwrap();
+        let (kept, _) = s.audit(i64::MIN, 10).unwrap();
+        assert_eq!(kept.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [9, 4, 3]);
     }
 
     #[test]

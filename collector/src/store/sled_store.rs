@@ -63,6 +63,10 @@ pub struct SledStore {
     generation: AtomicU64,
     durable_generation: AtomicU64,
     sealer: Mutex<super::seal::Sealer>,
+    /// Entries in the `audit` tree, counted on the first append (sled
+    /// counts a tree by walking it): the trail keeps at most
+    /// `audit::MAX_ENTRIES`.
+    pub(super) audit_len: Mutex<Option<usize>>,
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {
@@ -250,6 +254,7 @@ impl SledStore {
             generation: AtomicU64::new(recovered),
             durable_generation: AtomicU64::new(recovered),
             sealer: Mutex::new(super::seal::Sealer::new(dir, sealed)),
+            audit_len: Mutex::new(None),
         };
         if migrate_from == Some(SWEEPS_IN_ONE_VALUE) {
             let moved = store.migrate_sweeps_from_v2()?;
