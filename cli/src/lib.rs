@@ -2,6 +2,7 @@
 //! Output goes to a writer so tests can read it; tables for people,
 //! `--json` (field names are the proto's) for scripts.
 
+mod audit;
 pub mod conn;
 mod drift;
 mod hosts;
@@ -25,6 +26,14 @@ use crate::render::SortBy;
 /// certificate. Connection settings come from flags, then DRIFTWATCH_*
 /// environment variables, then ~/.config/driftwatch/cli.toml (keys:
 /// collector, ca, cert, key).
+///
+/// The certificate's role decides what it may do (`driftwatch-collector pki
+/// admin --name NAME --role ROLE` issues one): viewer reads (hosts, host,
+/// history, diff, drift, baselines, keys find, sweeps, audit); operator also
+/// sweeps keys, sets and approves baselines, revokes and forgets hosts and
+/// sends test notifications; admin also manages enrollment tokens and takes
+/// backups. A certificate issued before roles existed is an admin. A refused
+/// command names the role it needs.
 ///
 /// Exit codes: 0 success; 1 the answer is bad news a script asked about
 /// (`drift --fail-on` found something, a key sweep did not finish on every
@@ -129,6 +138,19 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// What admins did: revokes, forgets, tokens, baselines, sweeps, backups
+    /// and test notifications, each with who (certificate name and role),
+    /// when, on what, and whether it worked; newest first. Any role may read
+    /// it
+    Audit {
+        /// Only actions since then: a time (2026-11-26T04:00:00Z) or a
+        /// duration ago (2h, 7d)
+        #[arg(long, value_name = "TIME", value_parser = values::time)]
+        since: Option<i64>,
+        /// At most N entries, newest first (at most 10000)
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
     },
     /// Webhook notifications of findings (`[[notify]]` in collector.toml)
     Notify {
@@ -469,6 +491,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
         Command::Notify {
             command: NotifyCommand::Test { name },
         } => notify::test(&conn, name.as_deref(), json, out).await,
+        Command::Audit { since, limit } => {
+            done(audit::list(&conn, since.unwrap_or(0), limit, json, out).await)
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Human-readable views of snapshot sections for `driftwatch host show`.
-//! One module per section; `--json` bypasses all of this.
+//! One module per section, and the tables of other answers
+//! (`audit`); `--json` bypasses all of this.
 
+pub mod audit;
 pub mod containers;
 pub mod escape;
 pub mod host;
