@@ -112,6 +112,23 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// `pki admin --role ROLE`: returns (cert, key).
+    pub fn issue_admin(&self, name: &str, role: &str, out: &Path) -> (PathBuf, PathBuf) {
+        run_ok(
+            Command::new(bin("driftwatch-collector"))
+                .args(["pki", "admin", "--dir"])
+                .arg(&self.dir)
+                .args(["--name", name, "--role", role, "--out"])
+                .arg(out),
+        );
+        (
+            out.join(format!("{name}.pem")),
+            out.join(format!("{name}-key.pem")),
+        )
+    }
+}
+
 /// A running `driftwatch-collector serve`, killed on drop.
 pub struct CollectorProc {
     pub child: Child,

@@ -21,6 +21,7 @@ mod offboard;
 mod packaging;
 mod prometheus;
 mod reliability;
+mod roles;
 mod sweep;
 mod sweep_proof;
 mod terminal;
