@@ -122,8 +122,9 @@ pub enum PkiCommand {
         name: String,
         /// What the certificate may do: viewer (read hosts, history, diff,
         /// drift, keys, sweeps, baselines, audit), operator (also sweeps,
-        /// baselines, revoking and forgetting hosts) or admin (also tokens
-        /// and backups)
+        /// baselines, revoking and forgetting hosts, test notifications) or
+        /// admin (also enrollment tokens and backups). A certificate issued
+        /// before roles existed counts as admin
         #[arg(long, value_parser = Role::parse)]
         role: Role,
         /// Output directory [default: the PKI dir]

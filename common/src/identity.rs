@@ -15,7 +15,8 @@ pub enum Role {
     /// Reads: hosts, history, diffs, drift, key search, sweeps, baselines,
     /// the audit trail.
     Viewer,
-    /// Also acts on hosts: sweeps, baselines, revoking and forgetting hosts.
+    /// Also acts on hosts: sweeps, baselines, revoking and forgetting
+    /// hosts, test notifications.
     Operator,
     /// Also manages enrollment tokens and takes backups.
     Admin,
