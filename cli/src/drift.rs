@@ -2,12 +2,13 @@ use std::io::Write;
 
 use anyhow::Result;
 use driftwatch_common::proto::{
-    ApproveBaselineRequest, DiffRequest, DriftRequest, HistoryRequest, ListBaselinesRequest,
-    SectionChanges, SetBaselineRequest,
+    ApproveBaselineRequest, DiffRequest, DriftRequest, Finding, HistoryRequest,
+    ListBaselinesRequest, SectionChanges, SetBaselineRequest,
 };
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::Conn;
+use super::output::{Csv, Format};
 use super::print_json;
 use crate::render::count;
 use crate::render::table::{Table, clip};
@@ -108,7 +109,12 @@ pub struct DriftArgs<'a> {
 }
 
 /// Returns whether an open finding is at or above `--fail-on`.
-pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Write) -> Result<bool> {
+pub async fn drift(
+    conn: &Conn,
+    a: DriftArgs<'_>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<bool> {
     let fail_at = a.fail_on;
     let resp = conn
         .call("drift", async |mut c| {
@@ -134,20 +140,64 @@ pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Writ
     if !resp.policy_error.is_empty() {
         eprintln!("warning: {}", resp.policy_error);
     }
-    if json {
-        print_json(out, &resp)?;
-        return Ok(failing);
+    match format {
+        Format::Json => print_json(out, &resp)?,
+        Format::Csv => write_csv(out, &resp.findings)?,
+        Format::Table => write_table(out, &resp.findings)?,
     }
-    if resp.findings.is_empty() {
+    Ok(failing)
+}
+
+/// `drift --format csv`: one row per finding, the message whole; times in
+/// RFC 3339 (`resolved` empty while open).
+pub fn write_csv(out: &mut dyn Write, findings: &[Finding]) -> Result<()> {
+    let mut c = Csv::new(
+        out,
+        &[
+            "severity",
+            "host_id",
+            "hostname",
+            "kind",
+            "section",
+            "item",
+            "rule",
+            "first_seen",
+            "last_seen",
+            "resolved",
+            "message",
+            "id",
+        ],
+    )?;
+    for f in findings {
+        c.row([
+            f.severity.as_str(),
+            &f.host_id,
+            &f.hostname,
+            &f.kind,
+            &f.section,
+            &f.item,
+            &f.rule,
+            &format_ms(f.first_seen_ms),
+            &format_ms(f.last_seen_ms),
+            &format_ms(f.resolved_ms),
+            &f.message,
+            &f.id,
+        ])?;
+    }
+    c.finish()
+}
+
+fn write_table(out: &mut dyn Write, findings: &[Finding]) -> Result<()> {
+    if findings.is_empty() {
         writeln!(out, "no findings")?;
-        return Ok(failing);
+        return Ok(());
     }
     let now = now_ms();
     // The host id is the identity: clones share a hostname.
     let mut t = Table::new([
         "SEVERITY", "HOST ID", "HOSTNAME", "KIND", "SECTION", "SINCE", "FINDING",
     ]);
-    for f in &resp.findings {
+    for f in findings {
         let sev = if f.resolved_ms > 0 {
             format!("resolved ({})", f.severity)
         } else {
@@ -169,7 +219,7 @@ pub async fn drift(conn: &Conn, a: DriftArgs<'_>, json: bool, out: &mut dyn Writ
         ]);
     }
     write!(out, "{}", t.render())?;
-    Ok(failing)
+    Ok(())
 }
 
 pub async fn baseline_set(

@@ -7,6 +7,7 @@ use driftwatch_common::proto::{
 use driftwatch_common::time::{format_age, format_ms, now_ms};
 
 use super::conn::Conn;
+use super::output::{Csv, Format};
 use super::values::HostState;
 use super::{confirm, print_json};
 use crate::render::{self, count, table::Table};
@@ -31,7 +32,7 @@ impl Filter {
     }
 }
 
-pub async fn list(conn: &Conn, filter: &Filter, json: bool, out: &mut dyn Write) -> Result<()> {
+pub async fn list(conn: &Conn, filter: &Filter, format: Format, out: &mut dyn Write) -> Result<()> {
     let mut resp = conn
         .call("listing hosts", async |mut c| {
             c.list_hosts(ListHostsRequest {}).await
@@ -39,8 +40,10 @@ pub async fn list(conn: &Conn, filter: &Filter, json: bool, out: &mut dyn Write)
         .await?;
     let all = resp.hosts.len();
     resp.hosts.retain(|h| filter.keeps(h));
-    if json {
-        return print_json(out, &resp);
+    match format {
+        Format::Json => return print_json(out, &resp),
+        Format::Csv => return write_csv(out, &resp.hosts),
+        Format::Table => {}
     }
     if resp.hosts.is_empty() {
         if all > 0 && !filter.is_empty() {
@@ -163,7 +166,47 @@ pub async fn forget(
     Ok(())
 }
 
-fn labels(h: &HostSummary) -> String {
+/// `hosts --format csv`: one row per host, every value whole (no ages, no
+/// marks); times in RFC 3339, empty for never.
+pub fn write_csv(out: &mut dyn Write, hosts: &[HostSummary]) -> Result<()> {
+    let mut c = Csv::new(
+        out,
+        &[
+            "host_id",
+            "hostname",
+            "os",
+            "group",
+            "labels",
+            "state",
+            "last_seen",
+            "connected",
+            "spool_dropped",
+            "sections",
+        ],
+    )?;
+    for h in hosts {
+        let group = h.labels.iter().find(|l| l.key == "group");
+        c.row([
+            h.host_id.clone(),
+            h.hostname.clone(),
+            h.os.clone(),
+            group.map(|l| l.value.clone()).unwrap_or_default(),
+            labels(h),
+            h.state.clone(),
+            format_ms(h.last_seen_ms),
+            h.connected.to_string(),
+            h.spool_dropped_total.to_string(),
+            h.sections
+                .iter()
+                .map(|s| format!("{}:{}", s.name, s.status))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ])?;
+    }
+    c.finish()
+}
+
+pub(crate) fn labels(h: &HostSummary) -> String {
     h.labels
         .iter()
         .map(|l| format!("{}={}", l.key, l.value))

@@ -8,6 +8,7 @@ mod drift;
 mod hosts;
 mod keys;
 mod notify;
+pub mod output;
 pub mod render;
 mod tokens;
 pub mod values;
@@ -63,6 +64,9 @@ pub enum Command {
         /// Only hosts in this state (repeatable: any may match)
         #[arg(long = "state", value_enum, ignore_case = true)]
         states: Vec<values::HostState>,
+        /// Output: table, json (as --json) or csv (one row per host)
+        #[arg(long, value_enum, ignore_case = true)]
+        format: Option<output::Format>,
         #[command(subcommand)]
         command: Option<HostsCommand>,
     },
@@ -118,6 +122,9 @@ pub enum Command {
         /// (for cron and CI)
         #[arg(long, value_parser = values::severity(), ignore_case = true)]
         fail_on: Option<Severity>,
+        /// Output: table, json (as --json) or csv (one row per finding)
+        #[arg(long, value_enum, ignore_case = true)]
+        format: Option<output::Format>,
     },
     /// Reference snapshots hosts are compared with
     Baseline {
@@ -363,6 +370,19 @@ pub enum HostCommand {
     },
 }
 
+impl Cli {
+    /// Whether the output is JSON (`--json`, or `--format json` where a
+    /// command takes it): the binary escapes control characters the JSON way
+    /// then, so the document stays valid.
+    pub fn prints_json(&self) -> bool {
+        let format = match &self.command {
+            Command::Hosts { format, .. } | Command::Drift { format, .. } => *format,
+            _ => None,
+        };
+        self.json || format == Some(output::Format::Json)
+    }
+}
+
 /// `--json` output: the response as pretty JSON (field names are the proto's).
 pub(crate) fn print_json<T: serde::Serialize>(out: &mut dyn Write, v: &T) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
@@ -380,10 +400,12 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
         Command::Hosts {
             labels,
             states,
+            format,
             command: None,
         } => {
             let filter = hosts::Filter { labels, states };
-            done(hosts::list(&conn, &filter, json, out).await)
+            let format = output::Format::resolve(json, format)?;
+            done(hosts::list(&conn, &filter, format, out).await)
         }
         Command::Hosts {
             command: Some(HostsCommand::Revoke { host, yes }),
@@ -448,7 +470,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
             min_severity,
             all,
             fail_on,
+            format,
         } => {
+            let format = output::Format::resolve(json, format)?;
             let a = drift::DriftArgs {
                 host: host.as_deref(),
                 group: group.as_deref(),
@@ -456,7 +480,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
                 all,
                 fail_on,
             };
-            drift::drift(&conn, a, json, out).await
+            drift::drift(&conn, a, format, out).await
         }
         Command::Baseline { command } => done(match command {
             BaselineCommand::Set { name, from_host } => {

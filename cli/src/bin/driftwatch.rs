@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     driftwatch_common::logging::init(driftwatch_common::logging::LogFormat::Human, "warn");
     // Every byte printed goes through TerminalSafe: what hosts report must
     // not reach the admin's terminal as control sequences.
-    let mut out = TerminalSafe::new(std::io::stdout().lock(), cli.json);
+    let mut out = TerminalSafe::new(std::io::stdout().lock(), cli.prints_json());
     let result = run(cli, &mut out).await;
     let result = result.and_then(|r| out.flush().map(|()| r).map_err(Into::into));
     match result {
