@@ -10,6 +10,7 @@ mod keys;
 mod notify;
 pub mod output;
 pub mod render;
+mod report;
 mod tokens;
 pub mod values;
 
@@ -158,6 +159,16 @@ pub enum Command {
         /// At most N entries, newest first (at most 10000)
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
+    },
+    /// Write the fleet report: one self-contained HTML page (no external
+    /// script, font or link) with hosts by group against sections coloured
+    /// by their worst open finding, each host's detail on click, the open
+    /// findings, keys on more than one host and RAID state. With --json the
+    /// same data is printed too
+    Report {
+        /// The HTML file to write (replaced when it exists)
+        #[arg(long, value_name = "FILE")]
+        html: std::path::PathBuf,
     },
     /// Webhook notifications of findings (`[[notify]]` in collector.toml)
     Notify {
@@ -518,6 +529,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<bool> {
         Command::Audit { since, limit } => {
             done(audit::list(&conn, since.unwrap_or(0), limit, json, out).await)
         }
+        Command::Report { html } => done(report::report(&conn, &html, json, out).await),
     }
 }
 

@@ -21,6 +21,7 @@ mod offboard;
 mod packaging;
 mod prometheus;
 mod reliability;
+mod report;
 mod roles;
 mod sweep;
 mod sweep_proof;
