@@ -342,6 +342,34 @@ pub fn cli(pki: &Pki, url: &str) -> Command {
     c
 }
 
+/// The CLI with `--json`, whatever its exit code: the code, what it
+/// printed as JSON (Null when nothing parses) and its stderr.
+pub fn cli_any(pki: &Pki, url: &str, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = cli(pki, url).args(args).arg("--json").output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), v, stderr_of(&out))
+}
+
+/// Writes `rel` under a fake root with its mode and owner (uid and gid).
+pub fn write_owned(root: &Path, rel: &str, bytes: impl AsRef<[u8]>, mode: u32, uid: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+}
+
+/// The entry of host `id` in a sweep's JSON (`keys sweep`, `keys sweeps`).
+pub fn job_host<'a>(job: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    job["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host_id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {job:#}"))
+}
+
 /// The processes of a `host show --json` answer (its processes section,
 /// found by name).
 pub fn processes_in(show: &serde_json::Value) -> &[serde_json::Value] {

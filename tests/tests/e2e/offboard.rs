@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use driftwatch_tests::*;
-use serde_json::Value;
 
 /// `sshd -D` on 127.0.0.1 with a temp host key, letting root in by key
 /// from `keys_file` (StrictModes off: the file lives in a temp tree).
@@ -93,12 +92,6 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn cli_any(pki: &Pki, url: &str, args: &[&str]) -> (Option<i32>, Value, String) {
-    let out = cli(pki, url).args(args).arg("--json").output().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), v, stderr_of(&out))
 }
 
 #[test]

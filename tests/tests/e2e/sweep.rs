@@ -5,20 +5,11 @@
 //! host that is offline during the sweep, and behind a symlink on a fourth;
 //! a fifth host never had it.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use driftwatch_tests::*;
 use serde_json::Value;
-
-fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>, mode: u32, uid: u32) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
-}
 
 fn read(root: &Path, rel: &str) -> Vec<u8> {
     std::fs::read(root.join(rel)).unwrap()
@@ -27,22 +18,6 @@ fn read(root: &Path, rel: &str) -> Vec<u8> {
 fn mode(root: &Path, rel: &str) -> (u32, u32) {
     let m = std::fs::symlink_metadata(root.join(rel)).unwrap();
     (m.mode() & 0o7777, m.uid())
-}
-
-/// The CLI with `--json`, whatever its exit code.
-fn cli_any(pki: &Pki, url: &str, args: &[&str]) -> (Option<i32>, Value, String) {
-    let out: Output = cli(pki, url).args(args).arg("--json").output().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), v, stderr_of(&out))
-}
-
-fn host<'a>(job: &'a Value, id: &str) -> &'a Value {
-    job["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host_id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {job:#}"))
 }
 
 fn files(h: &Value) -> Vec<(String, String, Vec<u64>)> {
@@ -106,18 +81,18 @@ fn build(tmp: &Path) -> Fleet {
         for (u, id) in users {
             s += &format!("{u}:x:{id}:{id}::/home/{u}:/bin/bash\n");
         }
-        write(r, "etc/passwd", s, 0o644, 0);
+        write_owned(r, "etc/passwd", s, 0o644, 0);
     };
     // web-1: alice has it with options between two other keys; bob never had it.
     passwd(&roots[0], &[("alice", 1000), ("bob", 1001)]);
-    write(
+    write_owned(
         &roots[0],
         &format!("home/alice/{AK}"),
         format!("{other1}\nfrom=\"10.0.0.0/8\",no-pty {leaver}\n{other2}\n"),
         0o600,
         1000,
     );
-    write(
+    write_owned(
         &roots[0],
         &format!("home/bob/{AK}"),
         format!("{other1}\n"),
@@ -127,14 +102,14 @@ fn build(tmp: &Path) -> Fleet {
     // web-2: carol has it in authorized_keys and twice in authorized_keys2
     // (one CRLF line, the last line without a newline).
     passwd(&roots[1], &[("carol", 1002)]);
-    write(
+    write_owned(
         &roots[1],
         &format!("home/carol/{AK}"),
         format!("# team keys\n{other2}\n{leaver}\n"),
         0o600,
         1002,
     );
-    write(
+    write_owned(
         &roots[1],
         &format!("home/carol/{AK}2"),
         format!("{leaver}\r\n{other1}\n{leaver}"),
@@ -143,7 +118,7 @@ fn build(tmp: &Path) -> Fleet {
     );
     // web-3: offline during the sweep.
     passwd(&roots[2], &[("dave", 1003)]);
-    write(
+    write_owned(
         &roots[2],
         &format!("home/dave/{AK}"),
         format!("{leaver}\n{other1}\n"),
@@ -152,7 +127,7 @@ fn build(tmp: &Path) -> Fleet {
     );
     // web-4: erin's authorized_keys is a link to a shared file.
     passwd(&roots[3], &[("erin", 1004)]);
-    write(
+    write_owned(
         &roots[3],
         "etc/keys/shared",
         format!("{leaver}\n"),
@@ -163,7 +138,7 @@ fn build(tmp: &Path) -> Fleet {
     symlink("/etc/keys/shared", roots[3].join(format!("home/erin/{AK}"))).unwrap();
     // web-5: never had it.
     passwd(&roots[4], &[("frank", 1005)]);
-    write(
+    write_owned(
         &roots[4],
         &format!("home/frank/{AK}"),
         format!("{other1}\n{other2}\n"),
@@ -309,11 +284,11 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     );
     assert_eq!(dry["remove"], false);
     assert_eq!(
-        files(host(&dry, "web-1")),
+        files(job_host(&dry, "web-1")),
         [(format!("/home/alice/{AK}"), "would_remove".into(), vec![2])]
     );
     assert_eq!(
-        files(host(&dry, "web-2")),
+        files(job_host(&dry, "web-2")),
         [
             (format!("/home/carol/{AK}"), "would_remove".into(), vec![3]),
             (
@@ -323,9 +298,9 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
             ),
         ]
     );
-    assert_eq!(host(&dry, "web-3")["status"], "pending");
-    assert_eq!(host(&dry, "web-4")["status"], "failed");
-    assert_eq!(host(&dry, "web-5")["status"], "done");
+    assert_eq!(job_host(&dry, "web-3")["status"], "pending");
+    assert_eq!(job_host(&dry, "web-4")["status"], "failed");
+    assert_eq!(job_host(&dry, "web-5")["status"], "done");
     for (r, b) in fleet.roots.iter().zip(&before) {
         assert_eq!(&tree(r), b, "a dry run changed {}", r.display());
     }
@@ -399,20 +374,20 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     assert_eq!(code, Some(1), "{err}");
     let id = job["id"].as_str().unwrap().to_string();
     assert_eq!(job["requested_by"], "admin");
-    assert_eq!(host(&job, "web-1")["status"], "done", "{job:#}");
+    assert_eq!(job_host(&job, "web-1")["status"], "done", "{job:#}");
     assert_eq!(
-        files(host(&job, "web-1")),
+        files(job_host(&job, "web-1")),
         [(format!("/home/alice/{AK}"), "removed".into(), vec![2])]
     );
     assert_eq!(
-        files(host(&job, "web-2")),
+        files(job_host(&job, "web-2")),
         [
             (format!("/home/carol/{AK}"), "removed".into(), vec![3]),
             (format!("/home/carol/{AK}2"), "removed".into(), vec![1, 3]),
         ]
     );
-    assert_eq!(host(&job, "web-3")["status"], "pending");
-    let w4 = host(&job, "web-4");
+    assert_eq!(job_host(&job, "web-3")["status"], "pending");
+    let w4 = job_host(&job, "web-4");
     assert_eq!(w4["status"], "failed");
     assert_eq!(
         files(w4),
@@ -424,8 +399,8 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
             .unwrap()
             .contains("symbolic link")
     );
-    assert_eq!(host(&job, "web-5")["status"], "done");
-    assert!(files(host(&job, "web-5")).is_empty());
+    assert_eq!(job_host(&job, "web-5")["status"], "done");
+    assert!(files(job_host(&job, "web-5")).is_empty());
 
     // Exactly those lines gone; every other byte, the modes and owners kept.
     let (r1, r2) = (&fleet.roots[0], &fleet.roots[1]);
@@ -477,10 +452,10 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     agents.push(start(2, &c.url));
     let done = wait_for(30, "web-3 to run the pending sweep", || {
         let (_, v, _) = cli_any(&pki, &c.url, &["keys", "sweep-status", &id]);
-        (host(&v, "web-3")["status"] == "done").then_some(v)
+        (job_host(&v, "web-3")["status"] == "done").then_some(v)
     });
     assert_eq!(
-        files(host(&done, "web-3")),
+        files(job_host(&done, "web-3")),
         [(format!("/home/dave/{AK}"), "removed".into(), vec![1])]
     );
     assert_eq!(
@@ -508,11 +483,14 @@ fn offboarding_sweep_removes_exactly_the_leavers_lines_everywhere() {
     let (code, after, _) = cli_any(&pki, &c.url, &["keys", "sweep-status", &id]);
     assert_eq!(code, Some(1), "web-4 still failed");
     for h in ["web-1", "web-2", "web-3", "web-5"] {
-        assert_eq!(host(&after, h)["status"], "done", "{h}: {after:#}");
-        assert!(host(&after, h)["finished_ms"].as_i64().unwrap() > 0);
+        assert_eq!(job_host(&after, h)["status"], "done", "{h}: {after:#}");
+        assert!(job_host(&after, h)["finished_ms"].as_i64().unwrap() > 0);
     }
-    assert_eq!(host(&after, "web-4")["status"], "failed");
-    assert_eq!(files(host(&after, "web-2")), files(host(&job, "web-2")));
+    assert_eq!(job_host(&after, "web-4")["status"], "failed");
+    assert_eq!(
+        files(job_host(&after, "web-2")),
+        files(job_host(&job, "web-2"))
+    );
     assert!(after["created_ms"].as_i64().unwrap() > 0);
     // The key index is rebuilt from the stored snapshots.
     let f = cli_json(&pki, &c.url, &["keys", "find", "--fingerprint", &fleet.fp]);

@@ -3,28 +3,12 @@
 //! snapshot's read bound is in offboard.rs, judged by a real sshd). Real collector, real agents on fake roots, real TLS;
 //! `ssh-keygen -lf` parses the files afterwards.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use driftwatch_tests::*;
-use serde_json::Value;
 
 const AK: &str = "home/alice/.ssh/authorized_keys";
-
-fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>, mode: u32, uid: u32) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, bytes).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
-}
-
-fn cli_any(pki: &Pki, url: &str, args: &[&str]) -> (Option<i32>, Value, String) {
-    let out: Output = cli(pki, url).args(args).arg("--json").output().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), v, stderr_of(&out))
-}
 
 /// The fingerprints ssh-keygen reads in a key file (comments skipped).
 fn fingerprints_in(file: &Path) -> Vec<String> {
@@ -35,25 +19,16 @@ fn fingerprints_in(file: &Path) -> Vec<String> {
         .collect()
 }
 
-fn host<'a>(job: &'a Value, id: &str) -> &'a Value {
-    job["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host_id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {job:#}"))
-}
-
 fn root_with_alice(root: &Path, name: &str, body: &[u8]) {
     fake_root(root, name, &format!("m-{name}"), &format!("u-{name}"));
-    write(
+    write_owned(
         root,
         "etc/passwd",
         "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
         0o644,
         0,
     );
-    write(root, AK, body, 0o600, 1000);
+    write_owned(root, AK, body, 0o600, 1000);
 }
 
 fn connected(pki: &Pki, url: &str, n: usize) {
@@ -117,7 +92,7 @@ fn two_hosts_sweeping_one_shared_file_at_once_both_succeed() {
     assert_eq!(code, Some(0), "{err}\n{job:#}");
     let mut removed = 0;
     for id in ["web-1", "web-2"] {
-        let h = host(&job, id);
+        let h = job_host(&job, id);
         assert_eq!(h["status"], "done", "{job:#}");
         for f in h["files"].as_array().into_iter().flatten() {
             match f["status"].as_str().unwrap() {
