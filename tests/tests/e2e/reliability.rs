@@ -195,5 +195,16 @@ fn the_demo_compose_file_is_valid_for_the_installed_docker_compose() {
         .map(str::to_string)
         .collect();
     services.sort();
-    assert_eq!(services, ["collector", "db-1", "web-1", "web-2"]);
+    assert_eq!(
+        services,
+        [
+            "collector",
+            "db-1",
+            "shop-latest",
+            "shop-unhealthy",
+            "web-1",
+            "web-2",
+            "web-3"
+        ]
+    );
 }
