@@ -350,6 +350,22 @@ pub fn cli_any(pki: &Pki, url: &str, args: &[&str]) -> (Option<i32>, serde_json:
     (out.status.code(), v, stderr_of(&out))
 }
 
+/// Writes `rel` under a fake root, making its directories.
+pub fn write_under(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// A dpkg status file with openssl at `version` and bash: the package
+/// difference the drift tests give one host.
+pub fn dpkg_with_openssl(version: &str) -> String {
+    format!(
+        "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n\n\
+         Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n"
+    )
+}
+
 /// Writes `rel` under a fake root with its mode and owner (uid and gid).
 pub fn write_owned(root: &Path, rel: &str, bytes: impl AsRef<[u8]>, mode: u32, uid: u32) {
     use std::os::unix::fs::PermissionsExt;

@@ -3,17 +3,11 @@
 //! against its own baseline, diff points that exist, bad values refused as
 //! bad usage, host revoke/forget, and a pipe closed early.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use driftwatch_tests::*;
 use serde_json::Value;
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 fn code(o: &Output) -> Option<i32> {
     o.status.code()
@@ -124,17 +118,17 @@ fn a_three_key_export_is_swept_off_two_hosts() {
     for (id, body) in &files {
         let r = f.root(id);
         fake_root(&r, id, &format!("m-{id}"), &format!("u-{id}"));
-        write(&r, "etc/passwd", passwd);
-        write(&r, "home/al/.ssh/authorized_keys", body);
+        write_under(&r, "etc/passwd", passwd);
+        write_under(&r, "home/al/.ssh/authorized_keys", body);
         if *id == "h2" {
             // sshd on h2 trusts the leaver's third key as a user CA and
             // asks a program for more keys: neither is a file a sweep edits.
-            write(
+            write_under(
                 &r,
                 "etc/ssh/sshd_config",
                 "TrustedUserCAKeys /etc/ssh/user_ca.pub\nAuthorizedKeysCommand /usr/local/bin/ldap-keys %u\nAuthorizedKeysCommandUser nobody\n",
             );
-            write(&r, "etc/ssh/user_ca.pub", &format!("{k3}\n"));
+            write_under(&r, "etc/ssh/user_ca.pub", format!("{k3}\n"));
         }
         let (cert, key) = f.certs(id);
         std::fs::create_dir_all(t.join("state")).unwrap();
@@ -334,7 +328,7 @@ fn drift_on_two_clones_with_one_hostname_names_both_ids() {
     for id in ["clone-a1", "clone-b2"] {
         let r = f.root(id);
         fake_root(&r, "web-01", &format!("m-{id}"), &format!("u-{id}"));
-        write(
+        write_under(
             &r,
             "var/lib/dpkg/status",
             "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.2-1\n\n",
@@ -367,17 +361,17 @@ fn a_baseline_of_self_is_empty_and_diff_points_must_exist() {
     let id = "self-1";
     let r = f.root(id);
     fake_root(&r, id, "m-self", "u-self");
-    write(
+    write_under(
         &r,
         "root/.ssh/authorized_keys",
-        &format!("{}\n", ssh_keygen(&f.t, "k", "ed25519", "ops@x").0),
+        format!("{}\n", ssh_keygen(&f.t, "k", "ed25519", "ops@x").0),
     );
-    write(
+    write_under(
         &r,
         "etc/logrotate.conf",
         "weekly\nrotate 4\n/var/log/app.log {\n daily\n}\n",
     );
-    write(
+    write_under(
         &r,
         "var/lib/dpkg/status",
         "Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2\n\n",

@@ -9,23 +9,17 @@ use std::path::Path;
 use driftwatch_tests::*;
 use serde_json::Value;
 
-fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
 fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
     let root = tmp.join("root");
     fake_root(&root, "fake-host", "m-1", "u-1");
-    write(
+    write_under(
         &root,
         "etc/passwd",
         "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/srv/alice:/bin/bash\n\
          bob:x:1001:1001::/home/bob:/bin/bash\neve:x:1002:1002::/home/eve:/bin/bash\n\
          svc:x:999:999::/var/lib/svc:/usr/sbin/nologin\nbroken-line\n",
     );
-    write(
+    write_under(
         &root,
         "etc/ssh/sshd_config",
         "AuthorizedKeysFile %h/.ssh/authorized_keys /etc/ssh/keys/%u\nPermitRootLogin no\n",
@@ -34,7 +28,7 @@ fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
     let bob = ssh_keygen(tmp, "key-ecdsa", "ecdsa", "bob@desk");
     let svc = ssh_keygen(tmp, "key-rsa", "rsa", "deploy@ci");
     // Options with quoted commas and escaped quotes, CRLF, a comment.
-    write(
+    write_under(
         &root,
         "srv/alice/.ssh/authorized_keys",
         format!(
@@ -42,7 +36,7 @@ fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
             alice.0
         ),
     );
-    write(
+    write_under(
         &root,
         "home/bob/.ssh/authorized_keys",
         format!("{}\nnot-a-key AAAA\n", bob.0),
@@ -53,44 +47,44 @@ fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
     )
     .unwrap();
     // eve's .ssh is a link to a secret: reported, never read.
-    write(&root, "etc/secret/authorized_keys", "SECRET-MATERIAL\n");
+    write_under(&root, "etc/secret/authorized_keys", "SECRET-MATERIAL\n");
     std::fs::create_dir_all(root.join("home/eve")).unwrap();
     symlink("/etc/secret", root.join("home/eve/.ssh")).unwrap();
     // A central key file outside any home, by %u.
-    write(&root, "etc/ssh/keys/svc", format!("{}\n", svc.0));
+    write_under(&root, "etc/ssh/keys/svc", format!("{}\n", svc.0));
     // A 100 MB (sparse) authorized_keys and binary garbage in root's.
     std::fs::create_dir_all(root.join("var/lib/svc/.ssh")).unwrap();
     std::fs::File::create(root.join("var/lib/svc/.ssh/authorized_keys"))
         .unwrap()
         .set_len(100 << 20)
         .unwrap();
-    write(
+    write_under(
         &root,
         "root/.ssh/authorized_keys",
         b"\xff\xfe\x00garbage\x01\n".as_slice(),
     );
 
-    write(
+    write_under(
         &root,
         "etc/rsyslog.conf",
         "*.* @@logs.example.com:6514\n$IncludeConfig /etc/rsyslog.d/*.conf\n",
     );
-    write(
+    write_under(
         &root,
         "etc/rsyslog.d/50-fwd.conf",
         "action(type=\"omfwd\" target=\"10.1.1.1\" port=\"514\" protocol=\"udp\")\n",
     );
-    write(
+    write_under(
         &root,
         "etc/rsyslog.d/99-binary.conf",
         b"\xff\xfe garbage \x00\x01".as_slice(),
     );
-    write(
+    write_under(
         &root,
         "etc/logrotate.conf",
         "weekly\nrotate 4\ninclude /etc/logrotate.d\n",
     );
-    write(
+    write_under(
         &root,
         "etc/logrotate.d/app",
         "/var/log/app/*.log {\n  daily\n  rotate 7\n  compress\n}\n",
@@ -101,15 +95,15 @@ fn fake_host(tmp: &Path) -> (std::path::PathBuf, Vec<(String, String)>) {
         "var/log/app/web.log.2.gz",
         "var/log/orphan.log",
     ] {
-        write(&root, f, "x\n");
+        write_under(&root, f, "x\n");
     }
     let mdstat = std::fs::read(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/mdstat/procfs-raid1-degraded-recovery-failed-spare.txt"),
     )
     .expect("the corpus in tests/fixtures");
-    write(&root, "proc/mdstat", mdstat);
-    write(
+    write_under(&root, "proc/mdstat", mdstat);
+    write_under(
         &root,
         "var/lib/dpkg/status",
         "Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n\n\

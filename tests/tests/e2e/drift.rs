@@ -18,25 +18,12 @@ struct Fleet {
     port: u16,
 }
 
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn dpkg(openssl: &str) -> String {
-    format!(
-        "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: {openssl}\n\n\
-         Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n"
-    )
-}
-
 impl Fleet {
     fn new() -> Fleet {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let pki = Pki::init(&root.join("pki"));
-        write(
+        write_under(
             &root,
             "policy.toml",
             "[packages]\nminimum = { openssl = \"3.0.11-1~deb12u2\" }\n",
@@ -79,19 +66,23 @@ impl Fleet {
     fn make_host(&self, host: &str) {
         let r = self.host_root(host);
         fake_root(&r, host, &format!("mid-{host}"), &format!("uuid-{host}"));
-        write(&r, "root/.ssh/authorized_keys", &format!("{KEY_A}\n"));
-        write(
+        write_under(&r, "root/.ssh/authorized_keys", format!("{KEY_A}\n"));
+        write_under(
             &r,
             "etc/logrotate.conf",
             "weekly\nrotate 4\ninclude /etc/logrotate.d\n",
         );
-        write(
+        write_under(
             &r,
             "etc/logrotate.d/app",
             "/var/log/app/*.log {\n  daily\n  rotate 7\n}\n",
         );
-        write(&r, "var/log/app/a.log", "x\n");
-        write(&r, "var/lib/dpkg/status", &dpkg("3.0.11-1~deb12u2"));
+        write_under(&r, "var/log/app/a.log", "x\n");
+        write_under(
+            &r,
+            "var/lib/dpkg/status",
+            dpkg_with_openssl("3.0.11-1~deb12u2"),
+        );
         self.pki
             .issue_host(host, &self.root.join("certs").join(host));
     }
@@ -177,10 +168,10 @@ fn drift_history_and_policy_across_two_groups() {
     let evil_dir = f.root.join("evil");
     std::fs::create_dir_all(&evil_dir).unwrap();
     let (evil_pub, evil_fp) = ssh_keygen(&evil_dir, "id", "ed25519", "mallory@laptop");
-    write(
+    write_under(
         &f.host_root("w1"),
         "root/.ssh/authorized_keys",
-        &format!("{KEY_A}\n{evil_pub}\n"),
+        format!("{KEY_A}\n{evil_pub}\n"),
     );
     f.report("w1", "web");
     let diff = run_ok(cli(&f.pki, &f.url()).args(["diff", "w1"]));
@@ -219,7 +210,11 @@ fn drift_history_and_policy_across_two_groups() {
     );
 
     // 3. A package downgraded on d1 breaks the policy; --fail-on exits as documented.
-    write(&f.host_root("d1"), "var/lib/dpkg/status", &dpkg("3.0.9-1"));
+    write_under(
+        &f.host_root("d1"),
+        "var/lib/dpkg/status",
+        dpkg_with_openssl("3.0.9-1"),
+    );
     f.report("d1", "db");
     // The policy breach, and the version spread against its db peers.
     assert_eq!(
@@ -273,20 +268,20 @@ fn drift_history_and_policy_across_two_groups() {
     assert_eq!(ids(&before).len(), 5, "{before}");
 
     // 5. Reverting each resolves its finding, which stays in the record.
-    write(
+    write_under(
         &f.host_root("w1"),
         "root/.ssh/authorized_keys",
-        &format!("{KEY_A}\n"),
+        format!("{KEY_A}\n"),
     );
-    write(
+    write_under(
         &f.host_root("w2"),
         "etc/logrotate.d/app",
         "/var/log/app/*.log {\n  daily\n  rotate 7\n}\n",
     );
-    write(
+    write_under(
         &f.host_root("d1"),
         "var/lib/dpkg/status",
-        &dpkg("3.0.11-1~deb12u2"),
+        dpkg_with_openssl("3.0.11-1~deb12u2"),
     );
     f.report("w1", "web");
     f.report("w2", "web");
@@ -424,10 +419,10 @@ fn unchanged_reports_add_no_history_and_deltas_recover_from_a_lost_collector() {
     // changed one is stored whole with this report's time, the unchanged
     // one keeps its older body and time, and host show dates it.
     std::thread::sleep(std::time::Duration::from_millis(1_500));
-    write(
+    write_under(
         &f.host_root("u1"),
         "root/.ssh/authorized_keys",
-        &format!("{KEY_A}\n{KEY_A} second-line\n"),
+        format!("{KEY_A}\n{KEY_A} second-line\n"),
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let h = loop {
@@ -525,10 +520,10 @@ fn image_baseline_baked_then_uploaded_and_named_baselines() {
         f.json(&["host", "show", "img1"])["host"]["image_id"],
         "web-image-7"
     );
-    write(
+    write_under(
         &f.host_root("img1"),
         "var/lib/dpkg/status",
-        &dpkg("3.0.13-1~deb12u1"),
+        dpkg_with_openssl("3.0.13-1~deb12u1"),
     );
     f.report("img1", "web");
     let d = f.json(&["diff", "img1", "--baseline", "image"]);

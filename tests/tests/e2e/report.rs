@@ -19,19 +19,6 @@ const KEY_A: &str =
 /// A script that would mark the page if a browser ran it.
 const HOSTILE: &str = "<script>document.documentElement.setAttribute('data-pwned','1')</script>";
 
-fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-fn dpkg(openssl: &str) -> String {
-    format!(
-        "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: {openssl}\n\n\
-         Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n"
-    )
-}
-
 struct Fleet {
     tmp: tempfile::TempDir,
     pki: Pki,
@@ -51,8 +38,12 @@ impl Fleet {
     fn host(&self, id: &str, hostname: &str, group: &str, tweak: impl FnOnce(&Path)) {
         let r = self.root().join("roots").join(id);
         fake_root(&r, hostname, &format!("mid-{id}"), &format!("uuid-{id}"));
-        write(&r, "root/.ssh/authorized_keys", &format!("{KEY_A}\n"));
-        write(&r, "var/lib/dpkg/status", &dpkg("3.0.11-1~deb12u2"));
+        write_under(&r, "root/.ssh/authorized_keys", format!("{KEY_A}\n"));
+        write_under(
+            &r,
+            "var/lib/dpkg/status",
+            dpkg_with_openssl("3.0.11-1~deb12u2"),
+        );
         tweak(&r);
         let certs = self.root().join("certs").join(id);
         self.pki.issue_host(id, &certs);
@@ -175,18 +166,20 @@ fn the_report_renders_in_chromium_with_the_counts_drift_gives() {
     )
     .unwrap();
     f.host("w1", "web-1", "web", |r| {
-        write(
+        write_under(
             r,
             "root/.ssh/authorized_keys",
-            &format!("{KEY_A}\n{evil_pub}\n"),
+            format!("{KEY_A}\n{evil_pub}\n"),
         )
     });
     f.host("w2", "web-2", "web", |_| {});
     f.host("w3", HOSTILE, "web", |_| {});
     f.host("d1", "db-1", "db", |r| {
-        write(r, "var/lib/dpkg/status", &dpkg("3.0.9-1"))
+        write_under(r, "var/lib/dpkg/status", dpkg_with_openssl("3.0.9-1"))
     });
-    f.host("d2", "db-2", "db", |r| write(r, "proc/mdstat", &mdstat));
+    f.host("d2", "db-2", "db", |r| {
+        write_under(r, "proc/mdstat", &mdstat)
+    });
     f.host("d3", "db-3", "db", |_| {});
 
     let html = output_dir().join("report.html");
