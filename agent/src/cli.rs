@@ -89,9 +89,11 @@ pub struct RunArgs {
     /// Config file (TOML); flags win over it
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Collector URL, e.g. https://collector.example:7443
-    #[arg(long)]
-    collector: Option<String>,
+    /// Collector URL, e.g. https://collector.example:7443; repeat it for
+    /// several collectors of one fleet: the agent uses the first that
+    /// answers and moves to the next when the one in use is down
+    #[arg(long = "collector", value_name = "URL")]
+    collectors: Vec<String>,
     /// CA certificate the collector's certificate must chain to
     #[arg(long)]
     ca: Option<PathBuf>,
@@ -165,7 +167,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "enroll makes its own key and certificate: drop --cert/--key"
                 ));
             }
-            let (_, id) = run::resolve_identity(&cfg).await?;
+            let set = crate::failover::CollectorSet::new(cfg.collectors.clone());
+            let (_, id) = run::resolve_identity(&cfg, &set).await?;
             let id = id.expect("enrolled identity");
             use std::io::Write;
             writeln!(std::io::stdout(), "{}", id.host_id)?;
@@ -185,7 +188,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             eprintln!(
                 "{what}: ok (collector {}, state {}, interval {}s)",
-                cfg.collector,
+                cfg.collectors.join(", "),
                 cfg.state_dir.display(),
                 cfg.interval.as_secs()
             );
@@ -241,9 +244,7 @@ pub fn run_config(a: RunArgs) -> Result<RunConfig> {
     let need = |v: Option<PathBuf>, flag: &str| {
         v.ok_or_else(|| anyhow!("missing {flag}: pass it or set it in --config"))
     };
-    let collector = a.collector.or(file.collector).ok_or_else(|| {
-        anyhow!("missing --collector https://HOST:PORT: pass it or set collector in --config")
-    })?;
+    let collectors = collector_urls(a.collectors, file.collector, file.collectors)?;
     let interval = match a.interval.or(file.interval) {
         Some(s) => parse_duration(&s).map_err(anyhow::Error::msg)?,
         None => DEFAULT_INTERVAL,
@@ -277,7 +278,7 @@ pub fn run_config(a: RunArgs) -> Result<RunConfig> {
         }
     };
     Ok(RunConfig {
-        collector,
+        collectors,
         ca: need(a.ca.or(file.ca), "--ca")?,
         identity,
         state_dir: need(a.state_dir.or(file.state_dir), "--state-dir")?,
@@ -299,6 +300,41 @@ pub fn run_config(a: RunArgs) -> Result<RunConfig> {
         },
         metrics_listen,
     })
+}
+
+/// The collector addresses: the flags when given, else the config file's
+/// `collector` followed by its `collectors` list; each an https URL with
+/// a host and port, said once.
+fn collector_urls(
+    flags: Vec<String>,
+    one: Option<String>,
+    list: Option<Vec<String>>,
+) -> Result<Vec<String>> {
+    let urls: Vec<String> = if flags.is_empty() {
+        one.into_iter().chain(list.unwrap_or_default()).collect()
+    } else {
+        flags
+    };
+    if urls.is_empty() {
+        return Err(anyhow!(
+            "missing --collector https://HOST:PORT: pass it (repeat it for several collectors) or set collector or collectors in --config"
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(urls.len());
+    for u in urls {
+        let uri: tonic::transport::Uri = u
+            .parse()
+            .map_err(|_| anyhow!("collector URL {u:?} is not a URL: expected https://HOST:PORT"))?;
+        if uri.scheme_str() != Some("https") || uri.host().is_none() {
+            return Err(anyhow!(
+                "collector URL {u:?} must be https://HOST:PORT (driftwatch only speaks mutual TLS)"
+            ));
+        }
+        if !out.contains(&u) {
+            out.push(u);
+        }
+    }
+    Ok(out)
 }
 
 async fn capture_baseline(
@@ -328,4 +364,40 @@ async fn capture_baseline(
     writeln!(std::io::stdout(), "{image_id}")?;
     tracing::info!(image = %image_id, path = %path.display(), "baseline written");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collector_urls;
+
+    fn v(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_win_and_the_file_joins_collector_with_collectors() {
+        assert_eq!(
+            collector_urls(
+                v(&["https://a:7443", "https://b:7443"]),
+                Some("https://f:7443".into()),
+                None
+            )
+            .unwrap(),
+            v(&["https://a:7443", "https://b:7443"])
+        );
+        assert_eq!(
+            collector_urls(
+                vec![],
+                Some("https://a:7443".into()),
+                Some(v(&["https://b:7443", "https://a:7443"]))
+            )
+            .unwrap(),
+            v(&["https://a:7443", "https://b:7443"]),
+            "said once, in order"
+        );
+        let e = collector_urls(vec![], None, Some(vec![])).unwrap_err();
+        assert!(e.to_string().contains("missing --collector"), "{e}");
+        let e = collector_urls(v(&["http://a:7443"]), None, None).unwrap_err();
+        assert!(e.to_string().contains("must be https://"), "{e}");
+    }
 }

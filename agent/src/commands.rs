@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{error, info, warn};
 
+use crate::failover::{Backoff, CollectorSet, MoveReason, Pick, jittered};
 use crate::hostfs::HostFs;
 
 /// What the stream needs besides the connection.
@@ -72,64 +73,122 @@ impl Executor {
     }
 }
 
-/// Keeps one stream open, reconnecting with backoff; runs until aborted.
-pub async fn hold_stream(url: String, files: ClientFiles, mut exec: Executor) {
-    let mut backoff = Duration::from_secs(1);
+/// How a stream attempt ended.
+enum Ended {
+    /// The collector refuses this host (revoked): no collector will take it.
+    Refused(String),
+    /// This collector is gone or cannot serve: another may.
+    Lost {
+        opened: bool,
+        reason: MoveReason,
+        detail: String,
+    },
+    /// A failure no other collector cures (our own files).
+    Failed(String),
+}
+
+/// Keeps one stream open to the collector the set has in use, moving to
+/// another when it is lost, with backoff; runs until aborted.
+pub async fn hold_stream(collectors: CollectorSet, files: ClientFiles, mut exec: Executor) {
+    let mut backoff = Backoff::new(
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        collectors.len(),
+    );
     loop {
-        match once(&url, &files, &mut exec).await {
-            Ok(()) => backoff = Duration::from_secs(1),
-            Err((revoked, msg)) => {
-                if revoked {
-                    // Refused until re-enrolled: once an hour is enough to
-                    // notice, and keeps the log readable.
-                    error!(error = %msg, "the collector refused this host's certificate; retrying in an hour");
-                    backoff = crate::run::REFUSED_RETRY;
-                    tokio::time::sleep(backoff.mul_f64(0.9 + fastrand::f64() * 0.2)).await;
-                    continue;
-                } else {
-                    warn!(error = %msg, "command stream lost");
-                }
+        let pick = collectors.current();
+        let wait = match once(&pick, &files, &mut exec).await {
+            Ended::Refused(msg) => {
+                // Refused until re-enrolled: once an hour is enough to
+                // notice, and keeps the log readable.
+                error!(error = %msg, "the collector refused this host's certificate; retrying in an hour");
+                crate::run::REFUSED_RETRY
             }
-        }
-        tokio::time::sleep(backoff.mul_f64(0.9 + fastrand::f64() * 0.2)).await;
-        backoff = (backoff * 2).min(Duration::from_secs(300));
+            Ended::Lost {
+                opened,
+                reason,
+                detail,
+            } => {
+                warn!(collector = %pick.url, error = %detail, "command stream lost");
+                if opened {
+                    // It worked until now: the next collector is tried
+                    // after the first step, not the backoff of old failures.
+                    backoff.succeeded();
+                }
+                collectors.failed(&pick, reason, &detail);
+                backoff.failed()
+            }
+            Ended::Failed(msg) => {
+                warn!(error = %msg, "command stream cannot open");
+                backoff.failed()
+            }
+        };
+        tokio::time::sleep(jittered(wait)).await;
     }
 }
 
-async fn once(url: &str, files: &ClientFiles, exec: &mut Executor) -> Result<(), (bool, String)> {
-    let ch = connect(url, files)
-        .await
-        .map_err(|e| (false, e.to_string()))?;
+async fn once(pick: &Pick, files: &ClientFiles, exec: &mut Executor) -> Ended {
+    let lost = |opened: bool, s: &tonic::Status, what: &str| match s.code() {
+        tonic::Code::PermissionDenied => Ended::Refused(explain_status(what, s)),
+        code => match MoveReason::of_code(code) {
+            Some(reason) => Ended::Lost {
+                opened,
+                reason: if opened {
+                    MoveReason::StreamLost
+                } else {
+                    reason
+                },
+                detail: explain_status(what, s),
+            },
+            None if opened => Ended::Lost {
+                opened,
+                reason: MoveReason::StreamLost,
+                detail: explain_status(what, s),
+            },
+            None => Ended::Failed(explain_status(what, s)),
+        },
+    };
+    let ch = match connect(&pick.url, files).await {
+        Ok(ch) => ch,
+        Err(e) => {
+            return match MoveReason::of_connect(&e) {
+                Some(reason) => Ended::Lost {
+                    opened: false,
+                    reason,
+                    detail: e.to_string(),
+                },
+                None => Ended::Failed(e.to_string()),
+            };
+        }
+    };
     let (tx, rx) = mpsc::channel::<CommandResult>(16);
-    let mut inbound = AgentClient::new(ch)
-        .commands(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| {
-            (
-                s.code() == tonic::Code::PermissionDenied,
-                explain_status("opening the command stream", &s),
-            )
-        })?
-        .into_inner();
-    info!("command stream open");
+    let mut inbound = match AgentClient::new(ch).commands(ReceiverStream::new(rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => return lost(false, &s, "opening the command stream"),
+    };
+    info!(collector = %pick.url, "command stream open");
     loop {
         match inbound.message().await {
             Ok(Some(cmd)) => {
                 let result = exec.execute(cmd).await;
                 if tx.send(result).await.is_err() {
-                    return Err((
-                        false,
-                        "command stream closed before a result was sent".into(),
-                    ));
+                    return Ended::Lost {
+                        opened: true,
+                        reason: MoveReason::StreamLost,
+                        detail: "command stream closed before a result was sent".into(),
+                    };
                 }
             }
-            Ok(None) => return Ok(()),
-            Err(s) => {
-                return Err((
-                    s.code() == tonic::Code::PermissionDenied,
-                    explain_status("command stream", &s),
-                ));
+            // A collector ends its streams when it shuts down: another one
+            // takes the host's stream meanwhile.
+            Ok(None) => {
+                return Ended::Lost {
+                    opened: true,
+                    reason: MoveReason::StreamLost,
+                    detail: "the collector ended the command stream".into(),
+                };
             }
+            Err(s) => return lost(true, &s, "command stream"),
         }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! ```toml
 //! collector = "https://collector.example:7443"
+//! # or several collectors of one fleet, tried in turn when one is down:
+//! # collectors = ["https://a.example:7443", "https://b.example:7443"]
 //! ca = "/etc/driftwatch/ca.pem"
 //! cert = "/var/lib/driftwatch/agent.pem"
 //! key = "/var/lib/driftwatch/agent-key.pem"
@@ -25,6 +27,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub collector: Option<String>,
+    /// Several collectors of one fleet (after `collector` when both are set).
+    pub collectors: Option<Vec<String>>,
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -55,6 +59,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.labels.get("group").map(String::as_str), Some("web"));
+        let c: FileConfig = driftwatch_common::config::parse_toml(
+            "collectors = [\"https://a:7443\", \"https://b:7443\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.collectors.map(|v| v.len()), Some(2));
         let e =
             driftwatch_common::config::parse_toml::<FileConfig>("colector = \"x\"").unwrap_err();
         assert!(e.contains("colector"), "{e}");

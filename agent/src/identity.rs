@@ -20,6 +20,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::collect::host::read_host;
+use crate::failover::{CollectorSet, MoveReason};
 use crate::hostfs::HostFs;
 use crate::state::{StateError, write_atomic};
 
@@ -228,7 +229,7 @@ impl IdentityDir {
     /// clone never reports the original's snapshots as its own).
     pub async fn ensure(
         &self,
-        url: &str,
+        collectors: &CollectorSet,
         ca: &Path,
         tokens: &TokenSource,
         fs_: &HostFs,
@@ -255,7 +256,7 @@ impl IdentityDir {
                 .ok_or_else(|| IdentityError::NoToken {
                     dir: self.dir.clone(),
                 })?;
-        self.enroll(url, ca, &token, facts, previous).await
+        self.enroll(collectors, ca, &token, facts, previous).await
     }
 
     /// Renames the identity, spool and counters aside; returns where the
@@ -297,7 +298,7 @@ impl IdentityDir {
 
     async fn enroll(
         &self,
-        url: &str,
+        collectors: &CollectorSet,
         ca: &Path,
         token: &str,
         facts: Facts,
@@ -314,19 +315,41 @@ impl IdentityDir {
             cert: None,
             key: None,
         };
-        let mut client = AgentClient::new(connect(url, &files).await?);
-        let resp = client
-            .enroll(EnrollRequest {
-                token: token.to_string(),
-                csr_pem,
-                facts: Some(facts.to_proto()),
-                previous_host_id: previous.clone(),
-                previous_cert_pem,
-                previous_signature,
-            })
-            .await
-            .map_err(|s| IdentityError::Enroll(explain_status("enrolling", &s)))?
-            .into_inner();
+        let req = EnrollRequest {
+            token: token.to_string(),
+            csr_pem,
+            facts: Some(facts.to_proto()),
+            previous_host_id: previous.clone(),
+            previous_cert_pem,
+            previous_signature,
+        };
+        // Each collector once, from the one in use: an enrollment must not
+        // fail while another collector of the fleet is up.
+        let mut attempt = 1;
+        let resp = loop {
+            let pick = collectors.current();
+            let last = attempt >= collectors.len();
+            attempt += 1;
+            let ch = match connect(&pick.url, &files).await {
+                Ok(ch) => ch,
+                Err(e) => match MoveReason::of_connect(&e) {
+                    Some(reason) if !last => {
+                        collectors.failed(&pick, reason, &e.to_string());
+                        continue;
+                    }
+                    _ => return Err(e.into()),
+                },
+            };
+            match AgentClient::new(ch).enroll(req.clone()).await {
+                Ok(r) => break r.into_inner(),
+                Err(s) => match MoveReason::of_code(s.code()) {
+                    Some(reason) if !last => {
+                        collectors.failed(&pick, reason, &explain_status("enrolling", &s));
+                    }
+                    _ => return Err(IdentityError::Enroll(explain_status("enrolling", &s))),
+                },
+            }
+        };
         let rec = Record {
             host_id: resp.host_id.clone(),
             facts,

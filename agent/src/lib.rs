@@ -6,6 +6,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod failover;
 pub mod fuzz;
 pub mod hostfs;
 pub mod identity;

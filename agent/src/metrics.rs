@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::failover::CollectorSet;
 use crate::spool::Spool;
 
 type Section = [(&'static str, String); 1];
@@ -30,8 +31,9 @@ pub struct AgentMetrics {
 impl AgentMetrics {
     /// Spool depth is read from the spool directory at scrape time;
     /// `spool_dropped` is the state's count of snapshots dropped since
-    /// start (`StateDir::dropped_counter`).
-    pub fn new(spool: Spool, spool_dropped: Counter) -> Self {
+    /// start (`StateDir::dropped_counter`). Which collector is in use is
+    /// read from `upstream` at scrape time.
+    pub fn new(spool: Spool, spool_dropped: Counter, upstream: &CollectorSet) -> Self {
         let mut r = Registry::default();
         let m = AgentMetrics {
             registry: Arc::default(),
@@ -71,6 +73,29 @@ impl AgentMetrics {
             "Snapshots dropped since the agent started: the spool was full (oldest first), a snapshot could not be spooled, or the collector refused one as too large",
             spool_dropped,
         );
+        r.register(
+            "driftwatch_agent_collector_moves",
+            "Moves from the collector in use to another, by why the one in use was left (unreachable, tls, unavailable, timed_out, stream_lost)",
+            upstream.moves(),
+        );
+        let set = upstream.clone();
+        r.register_collector(GaugeFn::many(
+            &[(
+                "driftwatch_agent_collector_in_use",
+                "1 for the collector address the agent uses now, 0 for the other configured ones",
+                &["url"],
+            )],
+            move || {
+                let current = set.current().index;
+                vec![
+                    set.urls()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, u)| (vec![u.clone()], f64::from(u8::from(i == current))))
+                        .collect(),
+                ]
+            },
+        ));
         for result in ["ok", "failed"] {
             let _ = m.deliveries.get_or_create(&[("result", result)]);
         }

@@ -13,6 +13,7 @@ use thiserror::Error;
 use tonic::transport::Channel;
 use tracing::{Instrument, debug, error, info_span};
 
+use crate::failover::{CollectorSet, MoveReason, Pick};
 use crate::spool::{Spool, SpoolError};
 use crate::state::{StateDir, StateError};
 
@@ -25,6 +26,10 @@ pub enum DeliverError {
     Connect(#[from] ConnectError),
     #[error("{0}")]
     Rejected(String),
+    /// This collector cannot serve now (UNAVAILABLE, a connection broken
+    /// mid-call): another one may.
+    #[error("{0}")]
+    Unavailable(String),
     /// The collector refuses this host's certificate (PermissionDenied: it
     /// was revoked). Only re-enrollment helps, so the loop backs off long.
     #[error("{0}")]
@@ -44,11 +49,12 @@ pub enum DeliverError {
 }
 
 /// The agent's side of the wire: a lazily opened channel, reopened after
-/// any failure.
+/// any failure, to the collector its [`CollectorSet`] has in use.
 pub struct Reporter {
-    url: String,
+    collectors: CollectorSet,
     files: ClientFiles,
-    client: Option<AgentClient<Channel>>,
+    /// The channel and the collector it goes to.
+    client: Option<(AgentClient<Channel>, Pick)>,
     /// Delta state: per section, the stable hash the collector acknowledged
     /// and when the section last travelled in full.
     acked: HashMap<String, (String, Instant)>,
@@ -142,9 +148,9 @@ pub fn delta(
 }
 
 impl Reporter {
-    pub fn new(url: String, files: ClientFiles) -> Self {
+    pub fn new(collectors: CollectorSet, files: ClientFiles) -> Self {
         Reporter {
-            url,
+            collectors,
             files,
             client: None,
             acked: HashMap::new(),
@@ -159,20 +165,47 @@ impl Reporter {
         self.client = None;
     }
 
+    /// Gives up on the connected collector (a delivery hung past its
+    /// budget): the next send goes to another one when there are several.
+    pub fn abandon(&mut self, reason: MoveReason, detail: &str) {
+        if let Some((_, pick)) = self.client.take() {
+            self.collectors.failed(&pick, reason, detail);
+        }
+    }
+
+    pub fn collectors(&self) -> &CollectorSet {
+        &self.collectors
+    }
+
     pub fn files(&self) -> &ClientFiles {
         &self.files
     }
 
+    /// The channel to the collector in use. When the command stream moved
+    /// the set meanwhile, the open channel is dropped to follow it: both
+    /// parts of the agent end up on one collector.
     async fn client(&mut self) -> Result<&mut AgentClient<Channel>, ConnectError> {
-        if self.client.is_none() {
-            let ch = connect(&self.url, &self.files).await?;
-            self.client = Some(
-                AgentClient::new(ch)
-                    .max_decoding_message_size(16 << 20)
-                    .max_encoding_message_size(64 << 20),
-            );
+        let pick = self.collectors.current();
+        if self.client.as_ref().is_some_and(|(_, p)| *p != pick) {
+            self.client = None;
         }
-        Ok(self.client.as_mut().expect("set above"))
+        if self.client.is_none() {
+            let ch = match connect(&pick.url, &self.files).await {
+                Ok(ch) => ch,
+                Err(e) => {
+                    if let Some(reason) = MoveReason::of_connect(&e) {
+                        self.collectors.failed(&pick, reason, &e.to_string());
+                    }
+                    return Err(e);
+                }
+            };
+            self.collectors.connected(&pick, "report");
+            let client = AgentClient::new(ch)
+                .max_decoding_message_size(16 << 20)
+                .max_encoding_message_size(64 << 20);
+            self.client = Some((client, pick));
+        }
+        Ok(&mut self.client.as_mut().expect("set above").0)
     }
 
     /// New certificate files (after renewal): reconnect with them, keep the
@@ -240,6 +273,11 @@ impl Reporter {
                     }
                 } else if s.code() == tonic::Code::PermissionDenied {
                     DeliverError::Refused(explain_status(&format!("report of snapshot {seq}"), &s))
+                } else if MoveReason::of_code(s.code()).is_some() {
+                    DeliverError::Unavailable(explain_status(
+                        &format!("report of snapshot {seq}"),
+                        &s,
+                    ))
                 } else {
                     DeliverError::Rejected(explain_status(&format!("report of snapshot {seq}"), &s))
                 }
@@ -253,6 +291,10 @@ impl Reporter {
                 Ok(ack.into_inner())
             }
             Err(e) => {
+                if let (DeliverError::Unavailable(why), Some((_, pick))) = (&e, &self.client) {
+                    self.collectors
+                        .failed(pick, MoveReason::Unavailable, why.as_str());
+                }
                 self.client = None;
                 Err(e)
             }

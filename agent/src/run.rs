@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::collect::{Collectors, Context};
+use crate::failover::{Backoff, CollectorSet, MoveReason, jittered};
 use crate::hostfs::HostFs;
 use crate::identity::{Identity, IdentityDir, IdentityError, TokenSource};
 use crate::metrics::AgentMetrics;
@@ -27,7 +28,9 @@ const MIN_DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub collector: String,
+    /// Collector URLs in the order to try them (at least one); the agent
+    /// moves to the next when the one in use is down.
+    pub collectors: Vec<String>,
     /// CA the collector's certificate must chain to.
     pub ca: PathBuf,
     pub identity: IdentitySource,
@@ -108,6 +111,7 @@ pub async fn collect_snapshot(
 
 struct Agent {
     cfg: RunConfig,
+    upstream: CollectorSet,
     identity: Option<Identity>,
     state: StateDir,
     spool: Spool,
@@ -122,6 +126,7 @@ struct Agent {
 /// re-enrollment sets the old spool and counters aside.
 pub async fn resolve_identity(
     cfg: &RunConfig,
+    collectors: &CollectorSet,
 ) -> Result<(ClientFiles, Option<Identity>), RunError> {
     match &cfg.identity {
         IdentitySource::Files { cert, key } => Ok((
@@ -138,7 +143,7 @@ pub async fn resolve_identity(
                 source,
             })?;
             let id = IdentityDir::new(&cfg.state_dir)
-                .ensure(&cfg.collector, &cfg.ca, tokens, &HostFs::new(&cfg.root))
+                .ensure(collectors, &cfg.ca, tokens, &HostFs::new(&cfg.root))
                 .await?;
             Ok((id.client_files(&cfg.ca), Some(id)))
         }
@@ -148,17 +153,18 @@ pub async fn resolve_identity(
 impl Agent {
     async fn open(cfg: RunConfig) -> Result<Self, RunError> {
         let collectors = Collectors::new(&cfg.sections).map_err(RunError::Sections)?;
-        let (files, identity) = resolve_identity(&cfg).await?;
+        let set = CollectorSet::new(cfg.collectors.clone());
+        let (files, identity) = resolve_identity(&cfg, &set).await?;
         let state = StateDir::open(&cfg.state_dir)?;
         let spool = Spool::open(&cfg.state_dir.join("spool"), cfg.spool_max_bytes)?;
-        let reporter =
-            Reporter::new(cfg.collector.clone(), files).with_full_refresh(cfg.full_refresh);
+        let reporter = Reporter::new(set.clone(), files).with_full_refresh(cfg.full_refresh);
         let baseline = crate::baseline::load(&cfg.state_dir).unwrap_or_else(|e| {
             warn!(error = %e, "ignoring an unreadable baked baseline");
             None
         });
         Ok(Agent {
             cfg,
+            upstream: set,
             identity,
             state,
             spool,
@@ -181,12 +187,12 @@ impl Agent {
         };
         let dir = IdentityDir::new(&self.cfg.state_dir);
         match dir
-            .renew_if_due(&self.cfg.collector, &self.cfg.ca, &current)
+            .renew_if_due(&self.upstream.current().url, &self.cfg.ca, &current)
             .await
         {
             Ok(Some(id)) => {
-                self.reporter =
-                    Reporter::new(self.cfg.collector.clone(), id.client_files(&self.cfg.ca));
+                // Same delta state and refresh period: only the files change.
+                self.reporter.set_files(id.client_files(&self.cfg.ca));
                 self.identity = Some(id);
             }
             Ok(None) => {}
@@ -327,7 +333,11 @@ pub async fn run_forever(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| RunError::Metrics { addr, source })?;
-        let m = AgentMetrics::new(agent.spool.clone(), agent.state.dropped_counter());
+        let m = AgentMetrics::new(
+            agent.spool.clone(),
+            agent.state.dropped_counter(),
+            &agent.upstream,
+        );
         tokio::spawn(driftwatch_common::metrics::http::serve(
             listener,
             m.registry.clone(),
@@ -341,12 +351,12 @@ pub async fn run_forever(
     // A sweep that changed key files asks for a snapshot at once.
     let (collect_now, mut collect_requests) = tokio::sync::mpsc::channel::<()>(1);
     let commands = tokio::spawn(crate::commands::hold_stream(
-        agent.cfg.collector.clone(),
+        agent.upstream.clone(),
         agent.client_files(),
         crate::commands::Executor::new(HostFs::new(&agent.cfg.root), collect_now),
     ));
     let max_backoff = interval.clamp(Duration::from_secs(1), Duration::from_secs(300));
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), max_backoff, agent.upstream.len());
     // Set while the collector refuses this host (revoked): no delivery is
     // tried before then, whatever collections happen meanwhile.
     let mut refused_until: Option<Instant> = None;
@@ -354,7 +364,7 @@ pub async fn run_forever(
     let mut next_collect = Instant::now() + PRIME_INTERVAL;
     let mut next_drain: Option<Instant> = None;
     tokio::pin!(shutdown);
-    info!(collector = %agent.cfg.collector, interval_s = interval.as_secs_f64(), "agent started");
+    info!(collector = %agent.upstream.current().url, collectors = agent.upstream.len(), interval_s = interval.as_secs_f64(), "agent started");
     loop {
         let wake = next_drain.map_or(next_collect, |d| d.min(next_collect));
         tokio::select! {
@@ -390,8 +400,9 @@ pub async fn run_forever(
         {
             Ok(r) => r,
             Err(_) => {
-                agent.reporter.reset();
-                Err(DeliverError::TimedOut(budget))
+                let e = DeliverError::TimedOut(budget);
+                agent.reporter.abandon(MoveReason::TimedOut, &e.to_string());
+                Err(e)
             }
         };
         match drained {
@@ -400,7 +411,7 @@ pub async fn run_forever(
                 if let Some(m) = &agent.metrics {
                     m.delivered(true);
                 }
-                backoff = Duration::from_secs(1);
+                backoff.succeeded();
                 next_drain = None;
                 refused_until = None;
             }
@@ -408,8 +419,7 @@ pub async fn run_forever(
                 if let Some(m) = &agent.metrics {
                     m.delivered(false);
                 }
-                let (wait, next) = after_failure(&e, backoff, max_backoff);
-                let wait = jittered(wait);
+                let wait = jittered(after_failure(&e, &mut backoff));
                 if matches!(e, DeliverError::Refused(_)) {
                     // Logged once per (hourly) attempt, not every interval.
                     error!(error = %e, retry_in_s = wait.as_secs_f64(), "the collector refuses this host (revoked?): re-enroll it to report again; snapshots stay spooled");
@@ -419,7 +429,6 @@ pub async fn run_forever(
                     refused_until = None;
                 }
                 next_drain = Some(Instant::now() + wait);
-                backoff = next;
             }
         }
     }
@@ -430,17 +439,14 @@ pub async fn run_forever(
 /// minutes would only fill its log forever.
 pub const REFUSED_RETRY: Duration = Duration::from_secs(3600);
 
-/// After a failed delivery: how long to wait, and the next backoff.
-fn after_failure(e: &DeliverError, backoff: Duration, max: Duration) -> (Duration, Duration) {
+/// After a failed delivery: how long to wait before the next attempt. A
+/// refusal leaves the backoff as it was: it says nothing about whether
+/// collectors are reachable.
+fn after_failure(e: &DeliverError, backoff: &mut Backoff) -> Duration {
     match e {
-        DeliverError::Refused(_) => (REFUSED_RETRY, backoff),
-        _ => (backoff, (backoff * 2).min(max)),
+        DeliverError::Refused(_) => REFUSED_RETRY,
+        _ => backoff.failed(),
     }
-}
-
-/// ±10% so a fleet started together spreads out instead of stampeding.
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(0.9 + fastrand::f64() * 0.2)
 }
 
 #[cfg(test)]
@@ -449,36 +455,26 @@ mod tests {
 
     #[test]
     fn a_refused_host_waits_an_hour_an_unreachable_one_backs_off() {
-        let max = Duration::from_secs(300);
+        let s = Duration::from_secs;
+        let mut b = Backoff::new(s(1), s(4), 1);
         let refused = DeliverError::Refused("revoked".into());
+        let away = DeliverError::TimedOut(s(1));
+        assert_eq!(after_failure(&away, &mut b), s(1));
+        assert_eq!(after_failure(&refused, &mut b), REFUSED_RETRY);
         assert_eq!(
-            after_failure(&refused, Duration::from_secs(4), max),
-            (REFUSED_RETRY, Duration::from_secs(4))
+            after_failure(&away, &mut b),
+            s(2),
+            "a refusal does not advance the backoff"
         );
-        let away = DeliverError::TimedOut(Duration::from_secs(1));
-        assert_eq!(
-            after_failure(&away, Duration::from_secs(4), max),
-            (Duration::from_secs(4), Duration::from_secs(8))
-        );
-        assert_eq!(after_failure(&away, max, max), (max, max));
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for _ in 0..1000 {
-            let j = jittered(Duration::from_secs(100));
-            assert!(
-                j >= Duration::from_secs(90) && j <= Duration::from_secs(110),
-                "{j:?}"
-            );
-        }
+        assert_eq!(after_failure(&away, &mut b), s(4));
+        assert_eq!(after_failure(&away, &mut b), s(4), "capped");
     }
 
     /// A config whose collector (port 1 on loopback) never answers.
     fn unreachable_collector(d: &std::path::Path) -> RunConfig {
         driftwatch_common::pki::init(&d.join("pki"), &["localhost".into()]).unwrap();
         RunConfig {
-            collector: "https://127.0.0.1:1".into(),
+            collectors: vec!["https://127.0.0.1:1".into()],
             ca: d.join("pki/ca.pem"),
             identity: IdentitySource::Files {
                 cert: d.join("pki/admin.pem"),

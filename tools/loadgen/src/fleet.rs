@@ -169,7 +169,8 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.expect("never closed");
             let mut a = Agent {
-                reporter: Reporter::new(url, f).with_full_refresh(refresh),
+                reporter: Reporter::new(driftwatch_agent::failover::CollectorSet::one(url), f)
+                    .with_full_refresh(refresh),
                 snap: snapshots::for_host(&template, i, interval_s),
                 seq: 0,
                 changes: 0,
