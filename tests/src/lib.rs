@@ -162,6 +162,29 @@ impl CollectorProc {
         Self::start_wrapped(pki, data_dir, port, extra, None, None)
     }
 
+    /// Like [`CollectorProc::start_with`], logging as `RUST_LOG=filter`
+    /// (e.g. the debug "report stored" events) in `--log-format json`, so a
+    /// test can read what was acknowledged with [`CollectorProc::events`].
+    pub fn start_json_log(
+        pki: &Pki,
+        data_dir: &Path,
+        extra: &[&str],
+        filter: &str,
+    ) -> CollectorProc {
+        let mut args = vec!["--log-format", "json"];
+        args.extend_from_slice(extra);
+        Self::start_inner(pki, data_dir, None, &args, None, None, filter)
+    }
+
+    /// The JSON log events whose message is `message`, in log order.
+    pub fn events(&self, message: &str) -> Vec<serde_json::Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["message"] == message)
+            .collect()
+    }
+
     /// Like [`CollectorProc::start_with`], run under `umask` (e.g. "000"):
     /// what the collector creates must not depend on it.
     pub fn start_under_umask(
@@ -192,6 +215,18 @@ impl CollectorProc {
         extra: &[&str],
         umask: Option<&str>,
         nofile: Option<u64>,
+    ) -> CollectorProc {
+        Self::start_inner(pki, data_dir, port, extra, umask, nofile, "info")
+    }
+
+    fn start_inner(
+        pki: &Pki,
+        data_dir: &Path,
+        port: Option<u16>,
+        extra: &[&str],
+        umask: Option<&str>,
+        nofile: Option<u64>,
+        log_filter: &str,
     ) -> CollectorProc {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -237,7 +272,7 @@ impl CollectorProc {
             .arg("--pki-dir")
             .arg(&pki.dir)
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -10,6 +10,7 @@ mod corrupt;
 mod demo;
 mod drift;
 mod exhaustion;
+mod failover;
 mod foundation;
 mod hostile;
 mod identity;
