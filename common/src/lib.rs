@@ -7,6 +7,7 @@ pub mod admin_method;
 pub mod caps;
 pub mod client;
 pub mod config;
+pub mod debversion;
 pub mod fd_limit;
 pub mod identity;
 pub mod keysel;

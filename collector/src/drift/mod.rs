@@ -7,7 +7,6 @@ pub mod diff;
 pub mod items;
 pub mod peers;
 pub mod policy;
-pub mod version;
 
 use driftwatch_common::proto::{Baseline, Finding, HostSummary, Snapshot};
 use driftwatch_common::section::SectionKind;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::Draft;
 use super::items::items;
-use super::version;
+use driftwatch_common::debversion as version;
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

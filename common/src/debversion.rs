@@ -1,5 +1,8 @@
 //! Debian version ordering (epoch:upstream-revision, `~` sorts before
-//! everything), as dpkg compares them, for policy minimum versions.
+//! everything), as dpkg compares them: policy minimum versions on the
+//! collector, pending updates on the agent. Checked against `dpkg
+//! --compare-versions` on every version the build machine's apt lists and
+//! dpkg status hold (agent/src/collect/updates_tests.rs).
 
 use std::cmp::Ordering;
 
