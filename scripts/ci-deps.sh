@@ -25,6 +25,8 @@
 #                  installed under a policy-rc.d that refuses every start.
 #   chromium       headless browser: the fleet report must render in a real
 #                  one (tests/tests/e2e/report.rs: --dump-dom, --screenshot)
+#   ss             (iproute2) `ss -ltnup` oracle for the listening section
+#                  (agent/src/collect/listening_tests.rs)
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -43,6 +45,7 @@ command -v packer >/dev/null 2>&1 || need+=(packer)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
 command -v setfattr >/dev/null 2>&1 || need+=(attr)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 for lib in libivykis0 libnet1 libpcre3 libglib2.0-0 libjson-c5 libwrap0 libcap2; do
   dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib")
 done

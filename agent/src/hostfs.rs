@@ -166,6 +166,13 @@ impl HostFs {
         read_bounded(&real, host_path, max, false)
     }
 
+    /// Opens a system file (links followed within root) for streaming, as
+    /// bytes; the caller bounds the read.
+    pub fn open_file(&self, host_path: &str) -> Result<(File, fs::Metadata), FsError> {
+        let real = self.resolve(host_path)?;
+        open_regular(&real, host_path, false)
+    }
+
     /// Reads a file under a user's home: no component between `home` and the
     /// file may be a symlink, and the file itself is opened with O_NOFOLLOW.
     /// `home` itself may be a link (homes on other mounts are common); it is

@@ -14,8 +14,8 @@
 
 use crate::proto::section::Body;
 use crate::proto::{
-    ContainersSection, LogConfigSection, PackagesSection, ProcessesSection, RaidSection, Section,
-    SshKeysSection,
+    ContainersSection, ListeningSection, LogConfigSection, PackagesSection, ProcessesSection,
+    RaidSection, Section, SshKeysSection,
 };
 
 pub const PROCESSES: usize = 100_000;
@@ -34,6 +34,9 @@ pub const KEYS_PER_FILE: usize = 10_000;
 pub const LOG_ITEMS: usize = 10_000;
 /// md arrays, controllers' virtual and physical drives.
 pub const RAID_ITEMS: usize = 1_024;
+/// Listening sockets per host (a busy host has a few hundred; each UDP
+/// client socket bound to a port counts too).
+pub const SOCKETS: usize = 10_000;
 /// Lists inside one item (a container's mounts, ports, labels; a file's
 /// issues and malformed lines; an array's members), problems and errors.
 pub const SMALL: usize = 1_000;
@@ -121,6 +124,7 @@ pub fn apply(body: &mut Body, t: &mut Truncation) {
         Body::Raid(r) => raid(r, t),
         Body::Packages(p) => packages(p, t),
         Body::Containers(c) => containers(c, t),
+        Body::Listening(l) => listening(l, t),
     }
 }
 
@@ -156,6 +160,14 @@ fn containers(c: &mut ContainersSection, t: &mut Truncation) {
             SMALL,
             t,
         );
+    }
+}
+
+fn listening(l: &mut ListeningSection, t: &mut Truncation) {
+    cut(&mut l.sockets, "listening sockets", SOCKETS, t);
+    cut(&mut l.problems, "listening problems", SMALL, t);
+    for s in &mut l.sockets {
+        cut(&mut s.owners, "owners of a socket", SMALL, t);
     }
 }
 

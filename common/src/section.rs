@@ -21,6 +21,8 @@ vocabulary! {
         Raid = "raid",
         Packages = "packages",
         Containers = "containers",
+        /// Listening TCP and bound UDP sockets with their processes.
+        Listening = "listening",
     }
 }
 
@@ -36,6 +38,7 @@ impl SectionKind {
             Body::Raid(_) => SectionKind::Raid,
             Body::Packages(_) => SectionKind::Packages,
             Body::Containers(_) => SectionKind::Containers,
+            Body::Listening(_) => SectionKind::Listening,
         }
     }
 
@@ -53,21 +56,26 @@ impl SectionKind {
             | SectionKind::Processes
             | SectionKind::LogConfig
             | SectionKind::Raid
-            | SectionKind::Containers => true,
+            | SectionKind::Containers
+            | SectionKind::Listening => true,
             SectionKind::SshKeys | SectionKind::Packages => false,
         }
     }
 
     /// Whether a baseline speaks for this kind: what a host was set up
     /// with. Processes at bake time are the builder's, not the service's;
-    /// the host facts and RAID state are the machine's own.
+    /// the host facts and RAID state are the machine's own; what listens at
+    /// bake time is the builder's too.
     pub const fn in_baseline(self) -> bool {
         match self {
             SectionKind::SshKeys
             | SectionKind::Packages
             | SectionKind::LogConfig
             | SectionKind::Containers => true,
-            SectionKind::Host | SectionKind::Processes | SectionKind::Raid => false,
+            SectionKind::Host
+            | SectionKind::Processes
+            | SectionKind::Raid
+            | SectionKind::Listening => false,
         }
     }
 

@@ -8,7 +8,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::proto::section::Body;
-use crate::proto::{Process, ProcessesSection, Section};
+use crate::proto::{ListeningSection, Process, ProcessesSection, Section};
 
 /// A section reduced to its stable content (status and error included: a
 /// section that starts failing is a change).
@@ -83,8 +83,36 @@ pub fn stable_body(body: &Body) -> Body {
             }
             Body::LogConfig(l)
         }
+        Body::Listening(l) => Body::Listening(stable_listening(l)),
         Body::SshKeys(_) | Body::Packages(_) => body.clone(),
     }
+}
+
+/// Sockets without their inodes and owners without pids: a restarted
+/// service is the same listener. Owners of one socket reduce to distinct
+/// (exe, user) pairs (eight nginx workers are one owner), sorted.
+fn stable_listening(l: &ListeningSection) -> ListeningSection {
+    let mut l = l.clone();
+    for s in &mut l.sockets {
+        s.inode = 0;
+        for o in &mut s.owners {
+            o.pid = 0;
+        }
+        s.owners.sort_by(|a, b| {
+            (&a.exe, &a.user, &a.name, a.uid).cmp(&(&b.exe, &b.user, &b.name, b.uid))
+        });
+        s.owners.dedup();
+    }
+    l.sockets.sort_by(|a, b| {
+        (&a.protocol, a.port, &a.address, &a.family, a.uid).cmp(&(
+            &b.protocol,
+            b.port,
+            &b.address,
+            &b.family,
+            b.uid,
+        ))
+    });
+    l
 }
 
 /// Processes as identities: user + exe (or, when it could not be read,

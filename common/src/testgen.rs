@@ -222,6 +222,36 @@ pub fn section(g: &mut Gen, kind: SectionKind) -> Section {
                 .collect(),
             ..Default::default()
         }),
+        SectionKind::Listening => Body::Listening(ListeningSection {
+            sockets: (0..g.n(5))
+                .map(|_| ListeningSocket {
+                    protocol: g.word(&["tcp", "udp"]),
+                    family: g.word(&["ipv4", "ipv6"]),
+                    address: g.word(&["0.0.0.0", "::", "127.0.0.1", "10.0.0.5"]),
+                    port: g.0.u32(1..3) * 22,
+                    scope: g.word(&["all", "loopback", "specific"]),
+                    uid: g.0.u32(0..2),
+                    inode: g.u64(),
+                    owners: (0..g.n(3))
+                        .map(|_| SocketOwner {
+                            pid: g.u32(),
+                            exe: g.word(EXES),
+                            uid: g.0.u32(0..2),
+                            user: g.word(USERS),
+                            name: g.word(NAMES),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            problems: (0..g.n(1))
+                .map(|_| ListeningProblem {
+                    source: "/proc/net/tcp".into(),
+                    line: g.0.u32(1..9),
+                    message: "bad line".into(),
+                })
+                .collect(),
+            unowned: g.0.u64(0..3),
+        }),
     };
     ok_section(body, g.u64())
 }

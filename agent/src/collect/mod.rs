@@ -7,6 +7,7 @@
 
 pub mod containers;
 pub mod host;
+pub mod listening;
 pub mod log_config;
 pub mod packages;
 pub mod passwd;
@@ -70,6 +71,7 @@ pub fn collector(kind: SectionKind) -> Box<dyn Collector> {
         SectionKind::Raid => Box::new(raid::RaidCollector::default()),
         SectionKind::Packages => Box::new(packages::PackagesCollector::default()),
         SectionKind::Containers => Box::new(containers::ContainersCollector::from_env()),
+        SectionKind::Listening => Box::new(listening::ListeningCollector::default()),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod logrotate;
 pub mod mdstat;
 pub mod megacli;
 pub mod megaraid;
+pub mod proc_net;
 pub mod proc_stat;
 pub mod rpm;
 pub mod rsyslog;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod containers;
 pub mod escape;
 pub mod host;
+pub mod listening;
 pub mod log_config;
 pub mod packages;
 pub mod processes;
@@ -109,6 +110,7 @@ fn body(b: &Body, opts: &Options) -> String {
         Body::Packages(p) => packages::render(p, opts),
         Body::LogConfig(l) => log_config::render(l),
         Body::Containers(c) => containers::render(c),
+        Body::Listening(l) => listening::render(l),
     }
 }
 

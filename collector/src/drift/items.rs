@@ -237,6 +237,7 @@ pub fn items(s: &Section) -> Vec<Item> {
             }
             v
         }
+        Body::Listening(l) => l.sockets.iter().map(listening_item).collect(),
         Body::Raid(r) => {
             let mut v: Vec<Item> = r
                 .md_arrays
@@ -270,6 +271,38 @@ pub fn items(s: &Section) -> Vec<Item> {
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out.dedup_by(|a, b| a.key == b.key);
     out
+}
+
+/// A listener: keyed by protocol, address and port on the host; compared
+/// across peers by protocol, port, scope and owners (each host has its own
+/// addresses, so "specific" stands for all of them).
+fn listening_item(x: &driftwatch_common::proto::ListeningSocket) -> Item {
+    let mut owners: Vec<String> = x
+        .owners
+        .iter()
+        .map(|o| {
+            if o.exe.is_empty() {
+                format!("[{}]", o.name)
+            } else {
+                o.exe.clone()
+            }
+        })
+        .collect();
+    owners.sort();
+    owners.dedup();
+    let by = if owners.is_empty() {
+        "no process seen".to_string()
+    } else {
+        owners.join(",")
+    };
+    let port = format!("{}/{}", x.protocol, x.port);
+    item(
+        SectionKind::Listening,
+        format!("{} {}:{}", x.protocol, x.address, x.port),
+        by.clone(),
+        Some(format!("{port} on {} by {by}", x.scope)),
+        format!("{port} on {} ({}) by {by}", x.address, x.scope),
+    )
 }
 
 #[cfg(test)]
@@ -341,5 +374,40 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["bash:amd64 5.2"]
         );
+    }
+
+    /// Two hosts' sshd on their own addresses are one peer identity; the
+    /// same port on all interfaces is another; pids do not matter.
+    #[test]
+    fn listeners_compare_by_scope_port_and_owner() {
+        use driftwatch_common::proto::{ListeningSection, ListeningSocket, SocketOwner};
+        let sock = |addr: &str, scope: &str, pid| ListeningSocket {
+            protocol: "tcp".into(),
+            address: addr.into(),
+            port: 22,
+            scope: scope.into(),
+            owners: vec![SocketOwner {
+                pid,
+                exe: "/usr/sbin/sshd".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let peer = |s: ListeningSocket| {
+            let it = items(&ok_section(
+                Body::Listening(ListeningSection {
+                    sockets: vec![s],
+                    ..Default::default()
+                }),
+                0,
+            ));
+            (it[0].key.clone(), it[0].peer.clone().unwrap())
+        };
+        let a = peer(sock("10.0.0.5", "specific", 10));
+        let b = peer(sock("10.0.0.6", "specific", 99));
+        assert_eq!(a.1, b.1);
+        assert_eq!(a.1, "tcp/22 on specific by /usr/sbin/sshd");
+        assert_ne!(a.0, b.0);
+        assert_ne!(peer(sock("0.0.0.0", "all", 10)).1, a.1);
     }
 }

@@ -27,6 +27,10 @@ pub fn severities(section: SectionKind) -> Option<(Severity, Severity)> {
         SectionKind::LogConfig => Some((Medium, Medium)),
         SectionKind::Packages => Some((Low, Low)),
         SectionKind::Host => Some((Low, Info)),
+        // A port only one web host opens is what an intruder or a
+        // forgotten debug server looks like; one the others have is a
+        // service down.
+        SectionKind::Listening => Some((Medium, Medium)),
         // Arrays and virtual drives are per machine by nature (their items
         // carry no peer identity).
         SectionKind::Raid => None,

@@ -400,6 +400,7 @@ fn a_baseline_of_self_is_empty_and_diff_points_must_exist() {
         "raid",
         "packages",
         "containers",
+        "listening",
     ] {
         assert!(names.contains(&s), "{s} in {names:?}");
     }
