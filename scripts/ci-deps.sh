@@ -27,6 +27,13 @@
 #                  one (tests/tests/e2e/report.rs: --dump-dom, --screenshot)
 #   ss             (iproute2) `ss -ltnup` oracle for the listening section
 #                  (agent/src/collect/listening_tests.rs)
+#   postgresql     the store's PostgreSQL tests start a cluster of their own
+#                  (tests/src/pg.rs: initdb in a temp dir, a unix socket):
+#                  collector/tests/pg_connect.rs (sslmode against a real
+#                  TLS server) and the store tests that run on PostgreSQL.
+#                  The package's own cluster is neither made nor started.
+#                  initdb refuses root, so the tests run the server as the
+#                  unprivileged user driftwatch-pg, made here.
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -67,6 +74,25 @@ if ! command -v promtool >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "ci-deps: installing postgresql (its own cluster is not made or started)" >&2
+  mkdir -p /etc/postgresql-common/createcluster.d
+  printf '# ci-deps: the tests make clusters of their own\ncreate_main_cluster = false\n' \
+    >/etc/postgresql-common/createcluster.d/driftwatch-tests.conf
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# ci-deps: no service starts while installing\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+id -u driftwatch-pg >/dev/null 2>&1 ||
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin driftwatch-pg
 
 # The test reads the same default (agent/src/parse/syslog_ng/oracle.rs).
 SYSLOG_NG_ROOT=${SYSLOG_NG_ROOT:-/var/cache/driftwatch-tests/syslog-ng}

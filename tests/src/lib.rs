@@ -3,6 +3,7 @@
 //! runs the CLI against it. Processes are killed when their guard drops.
 
 pub mod fleet;
+pub mod pg;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ mod durable;
 mod forget;
 mod fsync;
 mod outbox;
+pub mod pg;
 pub mod private;
 mod recovering;
 mod reports;
