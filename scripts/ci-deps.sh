@@ -25,6 +25,9 @@
 #                  installed under a policy-rc.d that refuses every start.
 #   chromium       headless browser: the fleet report must render in a real
 #                  one (tests/tests/e2e/report.rs: --dump-dom, --screenshot)
+#   apt lists      `apt list --upgradable` is the oracle of the updates section
+#                  and the lists' versions that of the dpkg ordering
+#                  (agent/src/collect/updates_tests.rs): fetched when absent
 #   ss             (iproute2) `ss -ltnup` oracle for the listening section
 #                  (agent/src/collect/listening_tests.rs)
 #   postgresql     the store's PostgreSQL tests start a cluster of their own
@@ -53,6 +56,9 @@ command -v setfacl >/dev/null 2>&1 || need+=(acl)
 command -v setfattr >/dev/null 2>&1 || need+=(attr)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
+  apt-get update -qq
+fi
 for lib in libivykis0 libnet1 libpcre3 libglib2.0-0 libjson-c5 libwrap0 libcap2; do
   dpkg -s "$lib" >/dev/null 2>&1 || need+=("$lib")
 done

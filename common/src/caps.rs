@@ -125,6 +125,15 @@ pub fn apply(body: &mut Body, t: &mut Truncation) {
         Body::Packages(p) => packages(p, t),
         Body::Containers(c) => containers(c, t),
         Body::Listening(l) => listening(l, t),
+        Body::Updates(u) => {
+            cut(&mut u.updates, "pending updates", PACKAGES, t);
+            cut(&mut u.indexes, "apt indexes", SMALL, t);
+            cut(&mut u.problems, "updates problems", SMALL, t);
+            if let Some(r) = u.reboot.as_mut() {
+                cut(&mut r.packages, "packages needing a reboot", SMALL, t);
+                cut(&mut r.reasons, "reboot reasons", SMALL, t);
+            }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ vocabulary! {
         Containers = "containers",
         /// Listening TCP and bound UDP sockets with their processes.
         Listening = "listening",
+        /// Pending package updates from apt's cached indexes; reboot needed.
+        Updates = "updates",
     }
 }
 
@@ -39,6 +41,7 @@ impl SectionKind {
             Body::Packages(_) => SectionKind::Packages,
             Body::Containers(_) => SectionKind::Containers,
             Body::Listening(_) => SectionKind::Listening,
+            Body::Updates(_) => SectionKind::Updates,
         }
     }
 
@@ -57,7 +60,8 @@ impl SectionKind {
             | SectionKind::LogConfig
             | SectionKind::Raid
             | SectionKind::Containers
-            | SectionKind::Listening => true,
+            | SectionKind::Listening
+            | SectionKind::Updates => true,
             SectionKind::SshKeys | SectionKind::Packages => false,
         }
     }
@@ -75,7 +79,8 @@ impl SectionKind {
             SectionKind::Host
             | SectionKind::Processes
             | SectionKind::Raid
-            | SectionKind::Listening => false,
+            | SectionKind::Listening
+            | SectionKind::Updates => false,
         }
     }
 

@@ -84,6 +84,16 @@ pub fn stable_body(body: &Body) -> Body {
             Body::LogConfig(l)
         }
         Body::Listening(l) => Body::Listening(stable_listening(l)),
+        Body::Updates(u) => {
+            // Every `apt update` touches these; what is pending is the content.
+            let mut u = u.clone();
+            u.index_refreshed_ms = 0;
+            for i in &mut u.indexes {
+                i.release_date_ms = 0;
+                i.mtime_ms = 0;
+            }
+            Body::Updates(u)
+        }
         Body::SshKeys(_) | Body::Packages(_) => body.clone(),
     }
 }

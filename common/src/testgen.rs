@@ -252,6 +252,43 @@ pub fn section(g: &mut Gen, kind: SectionKind) -> Section {
                 .collect(),
             unowned: g.0.u64(0..3),
         }),
+        SectionKind::Updates => Body::Updates(UpdatesSection {
+            source: "apt".into(),
+            updates: (0..g.n(4))
+                .map(|_| PendingUpdate {
+                    name: g.word(&["openssl", "bash", "sudo"]),
+                    architecture: g.word(&["amd64", "all"]),
+                    installed_version: g.word(&["1.0-1", "1.0-2"]),
+                    candidate_version: g.word(&["1.0-3", "1.0-3+deb12u1"]),
+                    security: g.bool(),
+                    suite: g.word(&["bookworm", "bookworm-security"]),
+                })
+                .collect(),
+            security_count: g.0.u64(0..4),
+            indexes: (0..g.n(2))
+                .map(|_| AptIndex {
+                    path: g.word(&[
+                        "/var/lib/apt/lists/a_Packages",
+                        "/var/lib/apt/lists/b_Packages",
+                    ]),
+                    suite: g.word(&["bookworm", "bookworm-security"]),
+                    release_date_ms: g.u64() as i64,
+                    mtime_ms: g.u64() as i64,
+                    security: g.bool(),
+                    packages: g.u64(),
+                    ..Default::default()
+                })
+                .collect(),
+            index_refreshed_ms: g.u64() as i64,
+            reboot: Some(RebootStatus {
+                required: g.bool(),
+                reasons: g.words(&["/var/run/reboot-required exists"], 1),
+                running_kernel: g.word(&["6.1.0-25-amd64", "6.1.0-26-amd64"]),
+                since_ms: g.0.i64(0..1000),
+                ..Default::default()
+            }),
+            problems: Vec::new(),
+        }),
     };
     ok_section(body, g.u64())
 }

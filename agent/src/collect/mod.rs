@@ -14,6 +14,7 @@ pub mod passwd;
 pub mod processes;
 pub mod raid;
 pub mod ssh_keys;
+pub mod updates;
 
 use std::time::Instant;
 
@@ -72,6 +73,7 @@ pub fn collector(kind: SectionKind) -> Box<dyn Collector> {
         SectionKind::Packages => Box::new(packages::PackagesCollector::default()),
         SectionKind::Containers => Box::new(containers::ContainersCollector::from_env()),
         SectionKind::Listening => Box::new(listening::ListeningCollector::default()),
+        SectionKind::Updates => Box::new(updates::UpdatesCollector::default()),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod processes;
 pub mod raid;
 pub mod ssh_keys;
 pub mod table;
+pub mod updates;
 
 use driftwatch_common::proto::{Section, section::Body};
 use driftwatch_common::section::SectionKind;
@@ -111,6 +112,7 @@ fn body(b: &Body, opts: &Options) -> String {
         Body::LogConfig(l) => log_config::render(l),
         Body::Containers(c) => containers::render(c),
         Body::Listening(l) => listening::render(l),
+        Body::Updates(u) => updates::render(u, opts),
     }
 }
 

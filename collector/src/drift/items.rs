@@ -238,6 +238,38 @@ pub fn items(s: &Section) -> Vec<Item> {
             v
         }
         Body::Listening(l) => l.sockets.iter().map(listening_item).collect(),
+        Body::Updates(u) => {
+            let mut v: Vec<Item> = u
+                .updates
+                .iter()
+                .map(|p| {
+                    let key = format!("pending {}:{}", p.name, p.architecture);
+                    let what = format!(
+                        "{} -> {}{}",
+                        p.installed_version,
+                        p.candidate_version,
+                        if p.security { " (security)" } else { "" }
+                    );
+                    item(
+                        SectionKind::Updates,
+                        key.clone(),
+                        what.clone(),
+                        Some(format!("{key} {what}")),
+                        format!("{key} {what}"),
+                    )
+                })
+                .collect();
+            if let Some(r) = u.reboot.as_ref().filter(|r| r.required) {
+                v.push(item(
+                    SectionKind::Updates,
+                    "reboot required".into(),
+                    r.reasons.join("; "),
+                    None,
+                    format!("reboot required: {}", r.reasons.join("; ")),
+                ));
+            }
+            v
+        }
         Body::Raid(r) => {
             let mut v: Vec<Item> = r
                 .md_arrays

@@ -31,6 +31,9 @@ pub fn severities(section: SectionKind) -> Option<(Severity, Severity)> {
         // forgotten debug server looks like; one the others have is a
         // service down.
         SectionKind::Listening => Some((Medium, Medium)),
+        // A host behind its peers on patches: its pending updates are the
+        // items; policy judges security ones and the index's age.
+        SectionKind::Updates => Some((Low, Info)),
         // Arrays and virtual drives are per machine by nature (their items
         // carry no peer identity).
         SectionKind::Raid => None,
