@@ -21,7 +21,10 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Plain-HTTP `/metrics` listener; none unless configured.
     pub metrics_listen: Option<SocketAddr>,
+    /// The sled data dir (unused when `store` names PostgreSQL).
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of sled: `--store postgres://…`.
+    pub store: Option<PgStoreConfig>,
     pub pki_dir: PathBuf,
     pub limits: Limits,
     pub max_message_bytes: usize,
@@ -43,12 +46,23 @@ pub struct ServeConfig {
     pub notify: Vec<crate::notify::Receiver>,
 }
 
+/// Where a PostgreSQL store is and how to log in (never a password here:
+/// the URL refuses one; it comes from the file or the PG environment).
+#[derive(Debug, Clone)]
+pub struct PgStoreConfig {
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+}
+
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 
 /// Example:
 /// ```toml
 /// listen = "0.0.0.0:7443"
 /// data_dir = "/var/lib/driftwatch/collector"
+/// # or PostgreSQL instead of the data dir (the password from a file or PGPASSWORD/~/.pgpass):
+/// # store = "postgres://driftwatch@db.example:5432/driftwatch?sslmode=verify-full&sslrootcert=/etc/driftwatch/db-ca.pem"
+/// # store_password_file = "/etc/driftwatch/db-password"
 /// pki_dir = "/etc/driftwatch/pki"
 /// metrics_listen = "127.0.0.1:9464"   # plain HTTP GET /metrics; off when absent
 /// stale_after = "5m"    # stale without a report this long [default: 3 report intervals]
@@ -75,6 +89,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// `postgres://USER@HOST:PORT/DB?sslmode=…`: store in PostgreSQL.
+    pub store: Option<String>,
+    pub store_password_file: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
     pub metrics_listen: Option<String>,
     pub stale_after: Option<String>,
@@ -135,6 +152,8 @@ pub struct LimitsConfig {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub store_password_file: Option<PathBuf>,
     pub pki_dir: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub metrics_listen: Option<String>,
@@ -171,10 +190,28 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
     if stale_after_ms.is_some_and(|s| s >= gone_after_ms) {
         return Err("gone_after must be longer than stale_after".into());
     }
-    let data_dir = flags
-        .data_dir
-        .or(file.data_dir)
-        .ok_or("no data directory: pass --data-dir DIR or set data_dir in the config")?;
+    let store = match flags.store.or(file.store) {
+        Some(url) => {
+            // Refused here, before anything starts: a password in the URL,
+            // a malformed one.
+            crate::store::pg::url::parse(&url).map_err(|e| e.to_string())?;
+            Some(PgStoreConfig {
+                url,
+                password_file: flags.store_password_file.or(file.store_password_file),
+            })
+        }
+        None if flags.store_password_file.is_some() || file.store_password_file.is_some() => {
+            return Err("store_password_file is set but no store URL: pass --store postgres://… or drop the password file".into());
+        }
+        None => None,
+    };
+    let data_dir = match (flags.data_dir.or(file.data_dir), &store) {
+        (Some(d), _) => d,
+        (None, Some(_)) => PathBuf::new(),
+        (None, None) => {
+            return Err("no data directory: pass --data-dir DIR (or --store postgres://…) or set data_dir in the config".into());
+        }
+    };
     let pki_dir = flags
         .pki_dir
         .or(file.pki_dir)
@@ -248,6 +285,7 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
         listen,
         metrics_listen,
         data_dir,
+        store,
         pki_dir,
         limits,
         max_message_bytes,
@@ -275,6 +313,46 @@ pub fn build(file: FileConfig, flags: Overrides) -> Result<ServeConfig, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_url_replaces_the_data_dir_and_never_carries_a_password() {
+        let file = |t: &str| -> FileConfig { toml::from_str(t).unwrap() };
+        let c = build(
+            file("pki_dir = \"/p\"\nstore = \"postgres://dw@db/fleet?sslmode=require\"\nstore_password_file = \"/etc/pw\"\n"),
+            Overrides::default(),
+        )
+        .unwrap();
+        let s = c.store.unwrap();
+        assert_eq!(s.url, "postgres://dw@db/fleet?sslmode=require");
+        assert_eq!(
+            s.password_file.as_deref(),
+            Some(std::path::Path::new("/etc/pw"))
+        );
+        let flags = Overrides {
+            store: Some("postgres://dw:hunter2@db/fleet".into()),
+            pki_dir: Some("/p".into()),
+            ..Default::default()
+        };
+        let e = build(FileConfig::default(), flags).unwrap_err();
+        assert!(
+            e.contains("--store-password-file") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = build(
+            file("pki_dir = \"/p\"\nstore_password_file = \"/etc/pw\"\n"),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("no store URL"), "{e}");
+        let e = build(file("pki_dir = \"/p\"\n"), Overrides::default()).unwrap_err();
+        assert!(e.contains("--store postgres://"), "{e}");
+        let sled = build(
+            file("pki_dir = \"/p\"\ndata_dir = \"/d\"\n"),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(sled.store.is_none(), "without a URL: sled, as before");
+    }
 
     #[test]
     fn flags_win_and_errors_say_what_to_do() {

@@ -44,6 +44,9 @@ impl From<crate::tokens::TokenError> for ServiceError {
 /// What a client is told when the collector's disk is full.
 pub const DISK_FULL: &str = "the collector's storage is full: it takes no writes until space is freed on its data dir, and resumes by itself (an agent keeps the report spooled and resends it)";
 
+/// What a client is told when the store's database cannot be reached.
+pub const DATABASE_DOWN: &str = "the collector's database is unreachable: nothing was stored or acknowledged; retry later (an agent keeps the report spooled and resends it)";
+
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Status {
         match e {
@@ -59,6 +62,12 @@ impl From<ServiceError> for Status {
             ServiceError::Store(e) if e.is_disk_full() => {
                 error!(error = %e, "storage full");
                 Status::resource_exhausted(DISK_FULL)
+            }
+            // Not an outage: this store does not do that (backup on PostgreSQL).
+            ServiceError::Store(StoreError::Unsupported(m)) => Status::failed_precondition(m),
+            ServiceError::Store(e) if e.is_unavailable() => {
+                error!(error = %e, "database unreachable");
+                Status::unavailable(DATABASE_DOWN)
             }
             ServiceError::Store(e) => {
                 error!(error = %e, "storage failure");

@@ -38,6 +38,16 @@ pub enum Command {
         /// Where snapshots are stored (sled database)
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Store in PostgreSQL instead of a data dir:
+        /// postgres://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=CA.pem
+        /// (or host=/run/postgresql for a unix socket). Never a password in
+        /// it: see --store-password-file
+        #[arg(long)]
+        store: Option<String>,
+        /// File (mode 0600) holding the store's password [default: PGPASSWORD,
+        /// then PGPASSFILE or ~/.pgpass]
+        #[arg(long)]
+        store_password_file: Option<PathBuf>,
         /// PKI directory with ca.pem, server.pem and server-key.pem
         #[arg(long)]
         pki_dir: Option<PathBuf>,
@@ -185,6 +195,8 @@ pub fn run(args: Args) -> Result<()> {
             config,
             listen,
             data_dir,
+            store,
+            store_password_file,
             pki_dir,
             metrics_listen,
             policy,
@@ -194,6 +206,8 @@ pub fn run(args: Args) -> Result<()> {
                 Overrides {
                     listen,
                     data_dir,
+                    store,
+                    store_password_file,
                     pki_dir,
                     metrics_listen,
                     policy,
@@ -216,11 +230,14 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Validate { config } => {
             let cfg = load_config(Some(&config), Overrides::default())?;
+            let data = match &cfg.store {
+                Some(s) => crate::store::pg::url::parse(&s.url)?.to_string(),
+                None => cfg.data_dir.display().to_string(),
+            };
             eprintln!(
-                "{}: ok (listen {}, data {})",
+                "{}: ok (listen {}, data {data})",
                 config.display(),
                 cfg.listen,
-                cfg.data_dir.display()
             );
             Ok(())
         }

@@ -63,11 +63,19 @@ impl Collector {
         let key = tls::read_key_file(&dir.join(pki::SERVER_KEY)).map_err(tls_err)?;
         let tls = Arc::new(tls::server_config(&ca, &cert, &key).map_err(tls_err)?);
         let data_dir = config.data_dir.clone();
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || Recovering::open(&data_dir))
-                .await
-                .expect("open task")?,
-        );
+        let store: Arc<dyn Store> = match config.store.clone() {
+            // Sled-only wrappers (disk full, seal) stay with sled.
+            None => Arc::new(
+                tokio::task::spawn_blocking(move || Recovering::open(&data_dir))
+                    .await
+                    .expect("open task")?,
+            ),
+            Some(pg) => Arc::new(
+                tokio::task::spawn_blocking(move || open_pg(&pg))
+                    .await
+                    .expect("open task")?,
+            ),
+        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -236,6 +244,22 @@ impl Collector {
             }
         }
     }
+}
+
+/// Opens the PostgreSQL store, the password from the file or the PG
+/// environment of this process.
+fn open_pg(cfg: &crate::config::PgStoreConfig) -> Result<crate::store::pg::PgStore, StoreError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let target =
+        crate::store::pg::target(&cfg.url, cfg.password_file.as_deref(), &env).map_err(|e| {
+            StoreError::Postgres {
+                what: "connecting".into(),
+                unreachable: e.is_unreachable(),
+                message: e.to_string(),
+                code: None,
+            }
+        })?;
+    crate::store::pg::PgStore::open(&target)
 }
 
 /// How long shutdown waits for the final sync.

@@ -146,6 +146,9 @@ impl State {
             if e.disk_full {
                 tracing::error!(error = %e.message, "storage full");
                 ServiceError::ResourceExhausted(crate::error::DISK_FULL.into())
+            } else if e.unavailable {
+                tracing::error!(error = %e.message, "database unreachable");
+                ServiceError::Unavailable(crate::error::DATABASE_DOWN.into())
             } else {
                 ServiceError::Internal(e.message)
             }

@@ -207,7 +207,7 @@ fn candidate_key(image_id: &str, host_id: &str) -> Vec<u8> {
 }
 
 /// A baseline with its snapshot reduced to stable sections.
-fn reduce(b: &Baseline) -> Baseline {
+pub(super) fn reduce(b: &Baseline) -> Baseline {
     let mut b = b.clone();
     if let Some(s) = &b.snapshot {
         b.snapshot = Some(Box::new(Snapshot {
@@ -220,7 +220,7 @@ fn reduce(b: &Baseline) -> Baseline {
 
 /// What hosts agree on: the image id, bake time and stable snapshot, not
 /// who uploaded it (name and source are ours).
-fn content_hash(b: &Baseline) -> String {
+pub(super) fn content_hash(b: &Baseline) -> String {
     let bare = Baseline {
         name: String::new(),
         source: String::new(),

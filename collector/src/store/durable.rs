@@ -20,6 +20,8 @@ pub struct CommitError {
     /// No space left: the client is told so (RESOURCE_EXHAUSTED), not
     /// given an internal error.
     pub disk_full: bool,
+    /// The database is unreachable: the client is told UNAVAILABLE.
+    pub unavailable: bool,
 }
 
 type Waiter = oneshot::Sender<Result<(), CommitError>>;
@@ -64,6 +66,7 @@ impl GroupCommit {
                             CommitError {
                                 message: e.to_string(),
                                 disk_full: e.is_disk_full(),
+                                unavailable: e.is_unavailable(),
                             }
                         });
                     drop(permit);
@@ -81,6 +84,7 @@ impl GroupCommit {
         let stopped = || CommitError {
             message: "commit worker stopped".into(),
             disk_full: false,
+            unavailable: false,
         };
         let (tx, rx) = oneshot::channel();
         self.tx.send(tx).map_err(|_| stopped())?;

@@ -56,6 +56,27 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    #[error("PostgreSQL store: {what}: {message}")]
+    Postgres {
+        what: String,
+        message: String,
+        /// The SQLSTATE, when the server answered one.
+        code: Option<String>,
+        /// The server could not be reached or went away (the client is
+        /// told UNAVAILABLE: an agent keeps its report and retries).
+        unreachable: bool,
+    },
+    #[error(
+        "database {url} has schema version {found}, this collector understands up to {expected}: upgrade this collector (every collector sharing a database must be at least as new as the newest one that opened it)"
+    )]
+    PgSchema {
+        url: String,
+        found: i32,
+        expected: i32,
+    },
+    /// What this store cannot do, and what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
     #[error(
         "data dir {path} is in use by another collector: stop that one, or give this one another --data-dir ({reason})"
     )]

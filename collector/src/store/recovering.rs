@@ -52,6 +52,17 @@ impl StoreError {
             || io.kind() == std::io::ErrorKind::StorageFull
     }
 
+    /// The database is down or unreachable: worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Postgres {
+                unreachable: true,
+                ..
+            }
+        )
+    }
+
     /// sled remembers this error: the database fails from now on.
     fn is_sticky(&self) -> bool {
         matches!(self, StoreError::Sled(sled::Error::Io(_)))

@@ -41,7 +41,7 @@ pub(super) fn host_prefix(host_id: &str) -> Vec<u8> {
 /// key index needs. prost skips every other field by its length, so a
 /// host's packages and processes are never decoded into memory.
 #[derive(Clone, PartialEq, prost::Message)]
-struct KeyView {
+pub(super) struct KeyView {
     #[prost(uint64, tag = "2")]
     seq: u64,
     #[prost(int64, tag = "3")]
@@ -69,7 +69,7 @@ struct KeyViewSection {
 }
 
 impl KeyView {
-    fn into_snapshot(self) -> Snapshot {
+    pub(super) fn into_snapshot(self) -> Snapshot {
         Snapshot {
             seq: self.seq,
             collected_at_ms: self.collected_at_ms,
@@ -161,7 +161,7 @@ pub fn assemble(
     }))
 }
 
-fn record_of(snap: &Snapshot, now_ms: i64) -> SnapshotRecord {
+pub(super) fn record_of(snap: &Snapshot, now_ms: i64) -> SnapshotRecord {
     SnapshotRecord {
         seq: snap.seq,
         collected_at_ms: snap.collected_at_ms,
@@ -184,7 +184,7 @@ fn record_of(snap: &Snapshot, now_ms: i64) -> SnapshotRecord {
 /// When the collector received a record; records written before it was
 /// stored (none since schema 1, but a 0 is possible) fall back to the
 /// agent's collection time.
-fn received_or_collected(rec: &SnapshotRecord) -> i64 {
+pub(super) fn received_or_collected(rec: &SnapshotRecord) -> i64 {
     if rec.received_ms > 0 {
         rec.received_ms
     } else {
@@ -192,7 +192,7 @@ fn received_or_collected(rec: &SnapshotRecord) -> i64 {
     }
 }
 
-fn same_content(a: &SnapshotRecord, b: &SnapshotRecord) -> bool {
+pub(super) fn same_content(a: &SnapshotRecord, b: &SnapshotRecord) -> bool {
     a.labels == b.labels && a.sections == b.sections
 }
 
@@ -429,7 +429,7 @@ impl SledStore {
 
 /// A (host, seq) already stored in the same agent epoch. Agents deliver
 /// their spool in order, so anything at or below the last seq is a resend.
-fn is_duplicate(h: &HostSummary, snap: &Snapshot) -> bool {
+pub(super) fn is_duplicate(h: &HostSummary, snap: &Snapshot) -> bool {
     h.agent_epoch == snap.agent_epoch && h.last_seq > 0 && snap.seq <= h.last_seq
 }
 
