@@ -7,6 +7,7 @@ pub mod conn_limits;
 pub mod drift;
 pub mod error;
 pub mod evaluator;
+pub mod fleet_bus;
 pub mod keyindex;
 pub mod metrics;
 pub mod notify;

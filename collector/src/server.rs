@@ -47,6 +47,9 @@ pub struct Collector {
     metrics_listener: Option<TcpListener>,
     tls: Arc<rustls::ServerConfig>,
     state: State,
+    /// What the store held before the indexes were loaded: the fleet
+    /// catch-up starts from it.
+    fleet_seen: crate::fleet_bus::CatchUp,
 }
 
 impl Collector {
@@ -97,6 +100,7 @@ impl Collector {
             ),
             None => None,
         };
+        let fleet_seen = crate::fleet_bus::CatchUp::baseline(store.as_ref())?;
         let mut state = State::new(store, ca, evaluator)?;
         state.enrolled_validity = config.enrolled_validity;
         state.baseline_quorum = config.baseline_quorum;
@@ -122,6 +126,7 @@ impl Collector {
             listener,
             metrics_listener,
             tls,
+            fleet_seen,
         })
     }
 
@@ -196,6 +201,10 @@ impl Collector {
             self.config.drift_interval,
             self.config.retention,
         ));
+        let fleet = tokio::spawn(crate::fleet_bus::apply::run(
+            self.state.clone(),
+            self.fleet_seen,
+        ));
         let mut server = Box::pin(server);
         tokio::select! {
             r = &mut server => r?,
@@ -209,6 +218,7 @@ impl Collector {
             }
         }
         background.abort();
+        fleet.abort();
         if let Some(n) = &self.state.notifier {
             n.stop();
         }
@@ -277,6 +287,13 @@ async fn background(state: State, drift_every: Duration, retention: Duration) {
     loop {
         tokio::select! {
             _ = drift_tick.tick() => {
+                // One collector of a fleet evaluates on the timer; the
+                // others answer `drift` from what it stored (evaluating
+                // on demand under the same fleet-wide lock).
+                if !state.bus.is_leader() {
+                    continue;
+                }
+                let _guard = state.bus.evaluation_lock().await;
                 let now = driftwatch_common::time::now_ms();
                 // Each evaluation decodes every host's latest snapshot: run it
                 // when data changed, and otherwise only as often as time alone

@@ -20,6 +20,8 @@ use driftwatch_common::time::now_ms;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
+use crate::fleet_bus::FleetEvent;
+
 use super::State;
 use super::audit;
 use crate::auth::{AdminCaller, AdminGate};
@@ -145,6 +147,9 @@ impl Admin for AdminService {
                 .expect("not poisoned")
                 .insert(id.clone());
             self.state.evaluator.data_changed();
+            self.state.bus.publish(FleetEvent::HostRevoked {
+                host_id: id.clone(),
+            });
             let closed = self.state.streams.close(
                 &id,
                 Status::permission_denied(format!("host {id} was revoked by {admin}")),
@@ -204,6 +209,9 @@ impl Admin for AdminService {
                 .expect("not poisoned")
                 .remove_host(&id);
             self.state.evaluator.data_changed();
+            self.state.bus.publish(FleetEvent::HostForgotten {
+                host_id: id.clone(),
+            });
             info!(host = %id, records_removed = removed, state, "host forgotten");
             Ok::<_, Status>(Response::new(ForgetHostResponse {
                 host: Some(host),
@@ -428,13 +436,16 @@ impl Admin for AdminService {
                 Some(self.host_id(&host).await?)
             };
             let now = now_ms();
-            // Fresh answers: evaluate unless that happened in the last second.
+            // Fresh answers: evaluate unless that happened in the last
+            // second, one evaluation at a time across the fleet.
+            let guard = self.state.bus.evaluation_lock().await;
             let policy_error = self
                 .state
                 .evaluator
                 .run(self.state.store.clone(), now, 1000)
                 .await
                 .map_err(ServiceError::from)?;
+            drop(guard);
             self.state.durable().await?;
             let hosts = self.state.blocking(|s| s.list_hosts()).await?;
             let findings = self.state.blocking(|s| s.findings()).await?;
@@ -482,6 +493,7 @@ impl Admin for AdminService {
                 .await?;
             self.state.evaluator.data_changed();
             self.state.durable().await?;
+            self.state.bus.publish(FleetEvent::DataChanged);
             info!(%name, host = %id, %admin, "baseline set");
             Ok::<_, Status>(Response::new(SetBaselineResponse {
                 baseline: Some(Baseline {
@@ -591,6 +603,7 @@ impl Admin for AdminService {
                 })?;
             self.state.evaluator.data_changed();
             self.state.durable().await?;
+            self.state.bus.publish(FleetEvent::DataChanged);
             info!(image = %image_id, %host, %admin, "image baseline approved");
             Ok::<_, Status>(Response::new(SetBaselineResponse {
                 baseline: Some(Baseline {

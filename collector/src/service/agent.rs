@@ -82,6 +82,9 @@ impl AgentService {
             .await?;
         // Confirmed or not, drift has something new to say about the image.
         self.state.evaluator.data_changed();
+        self.state
+            .bus
+            .publish(crate::fleet_bus::FleetEvent::DataChanged);
         match &outcome {
             CandidateOutcome::Confirmed { hosts } => {
                 info!(image = %image_id, hosts = hosts.len(), "image baseline confirmed by agreeing hosts");
@@ -146,6 +149,11 @@ impl AgentService {
             if matches!(outcome, PutOutcome::Stored { .. }) {
                 self.state.raid.write().expect("not poisoned").update(&host_id, &snapshot);
                 self.state.metrics.agent_spool_dropped.inc_by(snapshot.spool_dropped);
+            }
+            // Only a report that changed stable content: the unchanged
+            // reports that are nearly all of the traffic tell nobody.
+            if matches!(outcome, PutOutcome::Stored { changed: true }) {
+                self.state.bus.publish(crate::fleet_bus::FleetEvent::HostChanged { host_id: host_id.clone() });
             }
             // Fixed field values: tests and log pipelines match on them.
             let (stored, changed) = match outcome {

@@ -18,6 +18,7 @@ use tonic::Request;
 use crate::auth;
 use crate::error::ServiceError;
 use crate::evaluator::Evaluator;
+use crate::fleet_bus::{FleetBus, LocalBus};
 use crate::keyindex::KeyIndex;
 use crate::metrics::CollectorMetrics;
 use crate::metrics::raid::RaidIndex;
@@ -63,6 +64,9 @@ pub struct State {
     pub settled_sweeps: Arc<sweeps::SettledSweeps>,
     /// Webhook delivery, when `[[notify]]` receivers are configured.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Events to and from the other collectors sharing the store, and who
+    /// holds the fleet-wide jobs (alone on sled: nobody else, always).
+    pub bus: Arc<dyn FleetBus>,
     store_gate: Arc<tokio::sync::Semaphore>,
 }
 
@@ -103,6 +107,7 @@ impl State {
             metrics: CollectorMetrics::detached(),
             settled_sweeps: Arc::default(),
             notifier: None,
+            bus: Arc::new(LocalBus::alone()),
             store_gate: Arc::new(tokio::sync::Semaphore::new(STORE_CONCURRENCY)),
         })
     }

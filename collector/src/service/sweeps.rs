@@ -214,6 +214,12 @@ pub async fn start(
     state.blocking(move |s| s.put_sweep(&j)).await?;
     state.durable().await?;
     info!(sweep = %job.id, remove = job.remove, hosts = job.hosts.len(), %admin, "sweep started");
+    // Hosts connected to other collectors of the fleet get it from them.
+    state
+        .bus
+        .publish(crate::fleet_bus::FleetEvent::SweepStarted {
+            sweep_id: job.id.clone(),
+        });
     // Every connected host first, then one store call records them all:
     // the last agent must not wait on the bookkeeping of the others.
     let now = now_ms();
@@ -224,6 +230,35 @@ pub async fn start(
     info!(sweep = %job.id, pushed = sent.len(), "sweep pushed to connected hosts");
     mark_sent(state, &job.id, sent, now).await;
     get(state, &job.id).await
+}
+
+/// Another collector stored sweep `id`: push it to this collector's
+/// connected hosts that are still pending in it.
+pub async fn push_stored(state: &State, id: &str) {
+    let i = id.to_string();
+    let job = match state.blocking(move |s| s.get_sweep(&i)).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(sweep = %id, error = %e, "cannot read a sweep another collector started");
+            return;
+        }
+    };
+    let now = now_ms();
+    if now >= job.expires_ms {
+        return;
+    }
+    let sent = state.streams.push_many(
+        job.hosts
+            .iter()
+            .filter(|h| h.status == "pending")
+            .map(|h| h.host_id.as_str()),
+        &command_for(&job),
+    );
+    if !sent.is_empty() {
+        info!(sweep = %job.id, pushed = sent.len(), "sweep from another collector pushed to connected hosts");
+    }
+    mark_sent(state, &job.id, sent, now).await;
 }
 
 async fn mark_sent(state: &State, id: &str, hosts: Vec<String>, now: i64) {
