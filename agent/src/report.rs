@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use driftwatch_common::client::{ConnectError, connect, explain_status};
+use driftwatch_common::client::{ConnectError, connect_from, explain_status};
 use driftwatch_common::proto::agent_client::AgentClient;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -66,6 +66,8 @@ pub struct Reporter {
     /// Encoded size of the last report put on the wire (protobuf, before
     /// gRPC framing and TLS), for measuring.
     pub last_wire_bytes: u64,
+    /// Local address to connect from (None: the kernel's choice).
+    source: Option<std::net::IpAddr>,
 }
 
 /// The wire form of a spooled snapshot: sections whose stable hash the
@@ -157,7 +159,17 @@ impl Reporter {
             full_refresh: Duration::from_secs(900),
             baseline_delivered: false,
             last_wire_bytes: 0,
+            source: None,
         }
+    }
+
+    /// Connects from this local address. The load generator gives each
+    /// simulated agent its own loopback address, as each real agent has
+    /// its own: the collector's per-source caps would otherwise count the
+    /// whole simulated fleet as one client behind a NAT.
+    pub fn with_source(mut self, source: Option<std::net::IpAddr>) -> Self {
+        self.source = source;
+        self
     }
 
     /// Forgets the connection (it may be dead): the next send reconnects.
@@ -190,7 +202,7 @@ impl Reporter {
             self.client = None;
         }
         if self.client.is_none() {
-            let ch = match connect(&pick.url, &self.files).await {
+            let ch = match connect_from(&pick.url, &self.files, self.source).await {
                 Ok(ch) => ch,
                 Err(e) => {
                     if let Some(reason) = MoveReason::of_connect(&e) {

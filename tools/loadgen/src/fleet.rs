@@ -28,6 +28,8 @@ pub struct Plan {
     pub interval: Duration,
     /// Every report in full (no delta), to measure full-snapshot intake.
     pub full_only: bool,
+    /// Every agent from one source address (see `sources`).
+    pub one_source: bool,
 }
 
 /// What one phase achieved, across all agents.
@@ -166,11 +168,13 @@ pub async fn run(
     let mut tasks = Vec::new();
     for (i, f) in files.into_iter().enumerate() {
         let (url, template, gate) = (plan.url.clone(), template.clone(), gate.clone());
+        let source = crate::sources::source_for(&url, i, plan.one_source);
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.expect("never closed");
             let mut a = Agent {
                 reporter: Reporter::new(driftwatch_agent::failover::CollectorSet::one(url), f)
-                    .with_full_refresh(refresh),
+                    .with_full_refresh(refresh)
+                    .with_source(source),
                 snap: snapshots::for_host(&template, i, interval_s),
                 seq: 0,
                 changes: 0,

@@ -10,6 +10,7 @@
 mod fleet;
 mod procstat;
 mod snapshots;
+mod sources;
 mod sweep;
 
 use std::io::Write;
@@ -69,6 +70,12 @@ struct Args {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Connect every agent from one address (the kernel's choice), as a
+    /// fleet behind one NAT would; by default each agent of a loopback
+    /// collector connects from its own 127.64.0.0/10 address, as real
+    /// agents each have their own.
+    #[arg(long)]
+    one_source: bool,
     #[command(flatten)]
     sweep: sweep::SweepOpts,
 }
@@ -163,7 +170,14 @@ fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         .context("making a work dir for the certificates")?;
     let files = fleet::issue_certs(&args.pki_dir, &args.ca, work.path(), args.agents)?;
     if args.sweep.sweep {
-        let out = sweep::run(&args.sweep, &args.collector, &args.ca, &args.pki_dir, files)?;
+        let out = sweep::run(
+            &args.sweep,
+            &args.collector,
+            &args.ca,
+            &args.pki_dir,
+            files,
+            args.one_source,
+        )?;
         let mut stdout = std::io::stdout().lock();
         if args.json {
             serde_json::to_writer_pretty(&mut stdout, &out)?;
@@ -189,6 +203,7 @@ fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         change_rate: args.change_rate,
         interval,
         full_only: args.full,
+        one_source: args.one_source,
     };
     let mut mid = None;
     let (mut first, mut steady) = rt.block_on(fleet::run(plan, files, Arc::new(template), || {
@@ -268,6 +283,11 @@ fn print_human(w: &mut dyn Write, o: &Out) -> std::io::Result<()> {
         )?;
         if let Some(e) = &p.first_error {
             writeln!(w, "{:>13}  first error: {e}", "")?;
+            writeln!(
+                w,
+                "{:>13}  errors: agents reconnected and resent in full, so these figures are not the collector's intake",
+                ""
+            )?;
         }
     }
     writeln!(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use driftwatch_common::client::connect;
+use driftwatch_common::client::{connect, connect_from};
 use driftwatch_common::proto::admin_client::AdminClient;
 use driftwatch_common::proto::agent_client::AgentClient;
 use driftwatch_common::proto::{
@@ -120,9 +120,12 @@ async fn agent(
     reply: bool,
     arrived: mpsc::UnboundedSender<(String, Instant)>,
     gate: Arc<Semaphore>,
+    source: Option<std::net::IpAddr>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let _permit = gate.acquire().await.expect("never closed");
-    let ch = connect(&url, &files).await.map_err(|e| e.to_string())?;
+    let ch = connect_from(&url, &files, source)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut client = AgentClient::new(ch);
     client
         .report(ReportRequest {
@@ -160,6 +163,7 @@ pub fn run(
     ca: &Path,
     pki_dir: &Path,
     files: Vec<ClientFiles>,
+    one_source: bool,
 ) -> anyhow::Result<Out> {
     let admin = ClientFiles {
         ca: ca.to_path_buf(),
@@ -173,7 +177,7 @@ pub fn run(
         );
     }
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(run_async(opts, url, admin, files))
+    rt.block_on(run_async(opts, url, admin, files, one_source))
 }
 
 async fn run_async(
@@ -181,6 +185,7 @@ async fn run_async(
     url: &str,
     admin: ClientFiles,
     files: Vec<ClientFiles>,
+    one_source: bool,
 ) -> anyhow::Result<Out> {
     let n = files.len();
     let reply = !opts.sweep_no_answer;
@@ -198,6 +203,7 @@ async fn run_async(
                 reply,
                 arrived_tx.clone(),
                 gate.clone(),
+                crate::sources::source_for(url, i, one_source),
             ))
         })
         .collect();
