@@ -14,8 +14,8 @@
 
 use crate::proto::section::Body;
 use crate::proto::{
-    ContainersSection, ListeningSection, LogConfigSection, PackagesSection, ProcessesSection,
-    RaidSection, Section, SshKeysSection,
+    AccountsSection, ContainersSection, ListeningSection, LogConfigSection, PackagesSection,
+    ProcessesSection, RaidSection, Section, SshKeysSection,
 };
 
 pub const PROCESSES: usize = 100_000;
@@ -34,6 +34,8 @@ pub const KEYS_PER_FILE: usize = 10_000;
 pub const LOG_ITEMS: usize = 10_000;
 /// md arrays, controllers' virtual and physical drives.
 pub const RAID_ITEMS: usize = 1_024;
+/// Local users, local groups; the members of one group.
+pub const ACCOUNTS: usize = 100_000;
 /// Listening sockets per host (a busy host has a few hundred; each UDP
 /// client socket bound to a port counts too).
 pub const SOCKETS: usize = 10_000;
@@ -124,6 +126,7 @@ pub fn apply(body: &mut Body, t: &mut Truncation) {
         Body::Raid(r) => raid(r, t),
         Body::Packages(p) => packages(p, t),
         Body::Containers(c) => containers(c, t),
+        Body::Accounts(a) => accounts(a, t),
         Body::Listening(l) => listening(l, t),
         Body::Updates(u) => {
             cut(&mut u.updates, "pending updates", PACKAGES, t);
@@ -155,6 +158,19 @@ fn processes(p: &mut ProcessesSection, t: &mut Truncation) {
 fn packages(p: &mut PackagesSection, t: &mut Truncation) {
     cut(&mut p.packages, "packages", PACKAGES, t);
     cut(&mut p.problems, "package problems", SMALL, t);
+}
+
+fn accounts(a: &mut AccountsSection, t: &mut Truncation) {
+    cut(&mut a.users, "local users", ACCOUNTS, t);
+    cut(&mut a.groups, "local groups", ACCOUNTS, t);
+    cut(&mut a.problems, "account problems", SMALL, t);
+    for u in &mut a.users {
+        cut(&mut u.groups, "groups of a user", SMALL, t);
+        cut(&mut u.admin_groups, "admin groups of a user", SMALL, t);
+    }
+    for g in &mut a.groups {
+        cut(&mut g.members, "members of a group", ACCOUNTS, t);
+    }
 }
 
 fn containers(c: &mut ContainersSection, t: &mut Truncation) {

@@ -21,6 +21,8 @@ vocabulary! {
         Raid = "raid",
         Packages = "packages",
         Containers = "containers",
+        /// Local users and groups, shadow's account state (no hashes).
+        Accounts = "accounts",
         /// Listening TCP and bound UDP sockets with their processes.
         Listening = "listening",
         /// Pending package updates from apt's cached indexes; reboot needed.
@@ -40,6 +42,7 @@ impl SectionKind {
             Body::Raid(_) => SectionKind::Raid,
             Body::Packages(_) => SectionKind::Packages,
             Body::Containers(_) => SectionKind::Containers,
+            Body::Accounts(_) => SectionKind::Accounts,
             Body::Listening(_) => SectionKind::Listening,
             Body::Updates(_) => SectionKind::Updates,
         }
@@ -62,7 +65,7 @@ impl SectionKind {
             | SectionKind::Containers
             | SectionKind::Listening
             | SectionKind::Updates => true,
-            SectionKind::SshKeys | SectionKind::Packages => false,
+            SectionKind::SshKeys | SectionKind::Packages | SectionKind::Accounts => false,
         }
     }
 
@@ -75,7 +78,8 @@ impl SectionKind {
             SectionKind::SshKeys
             | SectionKind::Packages
             | SectionKind::LogConfig
-            | SectionKind::Containers => true,
+            | SectionKind::Containers
+            | SectionKind::Accounts => true,
             SectionKind::Host
             | SectionKind::Processes
             | SectionKind::Raid

@@ -222,6 +222,46 @@ pub fn section(g: &mut Gen, kind: SectionKind) -> Section {
                 .collect(),
             ..Default::default()
         }),
+        SectionKind::Accounts => Body::Accounts(AccountsSection {
+            users: (0..g.n(5))
+                .map(|_| {
+                    let uid = g.word(&["0", "1000", "1001"]).parse().unwrap_or(0);
+                    LocalUser {
+                        name: g.word(USERS),
+                        uid,
+                        gid: uid,
+                        primary_group: g.word(&["root", "al", ""]),
+                        home: g.word(&["/root", "/home/al"]),
+                        shell: g.word(&["/bin/bash", "/usr/sbin/nologin"]),
+                        login_shell: g.bool(),
+                        password_state: g.word(&["set", "locked", "empty", "unknown"]),
+                        expires: g.word(&["", "2025-01-31"]),
+                        expired: g.bool(),
+                        groups: g.words(&["sudo", "adm", "docker"], 2),
+                        extra_root: g.bool(),
+                        admin_groups: g.words(&["sudo", "wheel"], 1),
+                        password_expires: g.word(&["", "now", "2026-03-01"]),
+                        password_expired: g.bool(),
+                    }
+                })
+                .collect(),
+            groups: (0..g.n(4))
+                .map(|_| LocalGroup {
+                    name: g.word(&["sudo", "adm", "wheel"]),
+                    gid: g.0.u32(0..30),
+                    members: g.words(USERS, 3),
+                    admin: g.bool(),
+                })
+                .collect(),
+            problems: (0..g.n(1))
+                .map(|_| AccountProblem {
+                    source: "/etc/passwd".into(),
+                    line: g.0.u32(1..9),
+                    message: "expected 7 ':'-separated fields, found 2".into(),
+                })
+                .collect(),
+            shadow_read: g.bool(),
+        }),
         SectionKind::Listening => Body::Listening(ListeningSection {
             sockets: (0..g.n(5))
                 .map(|_| ListeningSocket {

@@ -5,6 +5,7 @@
 //! one becomes that section's status, a log line and a counter; it never
 //! aborts the snapshot.
 
+pub mod accounts;
 pub mod containers;
 pub mod host;
 pub mod listening;
@@ -72,6 +73,7 @@ pub fn collector(kind: SectionKind) -> Box<dyn Collector> {
         SectionKind::Raid => Box::new(raid::RaidCollector::default()),
         SectionKind::Packages => Box::new(packages::PackagesCollector::default()),
         SectionKind::Containers => Box::new(containers::ContainersCollector::from_env()),
+        SectionKind::Accounts => Box::new(accounts::AccountsCollector),
         SectionKind::Listening => Box::new(listening::ListeningCollector::default()),
         SectionKind::Updates => Box::new(updates::UpdatesCollector::default()),
     }

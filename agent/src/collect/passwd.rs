@@ -8,6 +8,10 @@ pub struct Account {
     pub gid: u32,
     pub home: String,
     pub shell: String,
+    /// The password field read as a state, never kept: None when it is
+    /// `x` (the state is in shadow), else what the field itself says
+    /// ("empty": no password at all; see `parse::accounts`).
+    pub passwd_state: Option<&'static str>,
 }
 
 /// Parses passwd text. Malformed lines are returned with their 1-based line
@@ -45,6 +49,7 @@ pub fn parse(text: &str) -> (Vec<Account>, Vec<(usize, String)>) {
             gid,
             home: f[5].to_string(),
             shell: f[6].to_string(),
+            passwd_state: (f[1] != "x").then(|| crate::parse::accounts::password_state(f[1])),
         });
     }
     (accounts, errors)

@@ -1,6 +1,7 @@
 //! Pure parsers: text in, typed values out. No IO, no clock. Each is tested
 //! on the real-world samples in `tests/fixtures/`.
 
+pub mod accounts;
 pub mod apt;
 pub mod authorized_keys;
 pub mod dpkg;

@@ -2,6 +2,7 @@
 //! One module per section, and the tables of other answers
 //! (`audit`); `--json` bypasses all of this.
 
+pub mod accounts;
 pub mod audit;
 pub mod containers;
 pub mod escape;
@@ -111,6 +112,7 @@ fn body(b: &Body, opts: &Options) -> String {
         Body::Packages(p) => packages::render(p, opts),
         Body::LogConfig(l) => log_config::render(l),
         Body::Containers(c) => containers::render(c),
+        Body::Accounts(a) => accounts::render(a),
         Body::Listening(l) => listening::render(l),
         Body::Updates(u) => updates::render(u, opts),
     }

@@ -49,7 +49,7 @@ pub fn evaluate<'a>(b: &'a Baseline, snap: &'a Snapshot) -> Vec<Draft> {
         let nm: BTreeMap<_, _> = items(new).into_iter().map(|i| (i.key.clone(), i)).collect();
         let rule = format!("baseline {}", b.name);
         let sev = |what: &str| match (kind, what) {
-            (SectionKind::SshKeys, "baseline_added") => Severity::Medium,
+            (SectionKind::SshKeys | SectionKind::Accounts, "baseline_added") => Severity::Medium,
             (SectionKind::Packages, "baseline_changed") => Severity::Info,
             _ => Severity::Low,
         };

@@ -2,6 +2,7 @@
 //! baselines and policy (and a clock reading passed in) to findings. The
 //! service runs it and stores the result; nothing here does IO.
 
+mod access_items;
 pub mod baseline;
 pub mod diff;
 pub mod items;

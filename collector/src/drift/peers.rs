@@ -27,6 +27,9 @@ pub fn severities(section: SectionKind) -> Option<(Severity, Severity)> {
         SectionKind::LogConfig => Some((Medium, Medium)),
         SectionKind::Packages => Some((Low, Low)),
         SectionKind::Host => Some((Low, Info)),
+        // An account only one host of a group has is a way in the others
+        // lack; a missing one is usually a host not yet set up.
+        SectionKind::Accounts => Some((High, Low)),
         // A port only one web host opens is what an intruder or a
         // forgotten debug server looks like; one the others have is a
         // service down.

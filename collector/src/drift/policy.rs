@@ -30,6 +30,16 @@ pub struct Policy {
     pub processes: Processes,
     #[serde(default)]
     pub packages: Packages,
+    #[serde(default)]
+    pub accounts: Accounts,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accounts {
+    /// "No uid 0 but root": any other account with uid 0 is critical.
+    #[serde(default)]
+    pub forbid_extra_root: bool,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -278,6 +288,20 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                     }
                 }
             }
+            Some(Body::Accounts(a)) if p.accounts.forbid_extra_root => {
+                for u in a.users.iter().filter(|u| u.extra_root) {
+                    out.push(d(
+                        SectionKind::Accounts,
+                        format!("user {}", u.name),
+                        Severity::Critical,
+                        "accounts.forbid_extra_root",
+                        format!(
+                            "{} has uid 0: a second root (shell {}, password {})",
+                            u.name, u.shell, u.password_state
+                        ),
+                    ));
+                }
+            }
             Some(Body::Packages(pk)) => {
                 for (name, min) in &p.packages.minimum {
                     for x in pk
@@ -345,6 +369,49 @@ mod tests {
 }
 
 #[cfg(test)]
+mod access_tests {
+    use super::*;
+    use driftwatch_common::proto::{AccountsSection, LocalUser};
+    use driftwatch_common::snapshot::ok_section;
+
+    fn users(names: &[(&str, u32)]) -> Snapshot {
+        let users = names
+            .iter()
+            .map(|(n, uid)| LocalUser {
+                name: n.to_string(),
+                uid: *uid,
+                extra_root: *uid == 0 && *n != "root",
+                ..Default::default()
+            })
+            .collect();
+        Snapshot {
+            sections: vec![ok_section(
+                Body::Accounts(AccountsSection {
+                    users,
+                    ..Default::default()
+                }),
+                0,
+            )],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn no_uid_0_but_root() {
+        let p = parse("[accounts]\nforbid_extra_root = true\n").unwrap();
+        let f = evaluate(&p, &users(&[("root", 0), ("toor", 0), ("al", 1000)]));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].item.as_str(), f[0].severity),
+            ("user toor", Severity::Critical)
+        );
+        assert!(evaluate(&p, &users(&[("root", 0), ("al", 1000)])).is_empty());
+        let off = parse("").unwrap();
+        assert!(evaluate(&off, &users(&[("toor", 0)])).is_empty());
+    }
+}
+
+#[cfg(test)]
 mod example {
     /// The example shipped in deploy/examples must stay valid.
     #[test]
@@ -353,5 +420,6 @@ mod example {
         let p = super::parse(text).unwrap();
         assert!(p.containers.require_pinned && p.raid.require_healthy);
         assert_eq!(p.packages.minimum.len(), 2);
+        assert!(p.accounts.forbid_extra_root);
     }
 }
