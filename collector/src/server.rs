@@ -66,6 +66,9 @@ impl Collector {
         let key = tls::read_key_file(&dir.join(pki::SERVER_KEY)).map_err(tls_err)?;
         let tls = Arc::new(tls::server_config(&ca, &cert, &key).map_err(tls_err)?);
         let data_dir = config.data_dir.clone();
+        // Collectors on one PostgreSQL tell each other through it; a
+        // collector on sled is alone.
+        let mut bus: Option<Arc<dyn crate::fleet_bus::FleetBus>> = None;
         let store: Arc<dyn Store> = match config.store.clone() {
             // Sled-only wrappers (disk full, seal) stay with sled.
             None => Arc::new(
@@ -73,11 +76,14 @@ impl Collector {
                     .await
                     .expect("open task")?,
             ),
-            Some(pg) => Arc::new(
-                tokio::task::spawn_blocking(move || open_pg(&pg))
-                    .await
-                    .expect("open task")?,
-            ),
+            Some(pg) => {
+                bus = Some(crate::fleet_bus::pg::PgBus::start(pg_target(&pg)?));
+                Arc::new(
+                    tokio::task::spawn_blocking(move || open_pg(&pg))
+                        .await
+                        .expect("open task")?,
+                )
+            }
         };
         let listener =
             TcpListener::bind(config.listen)
@@ -102,6 +108,9 @@ impl Collector {
         };
         let fleet_seen = crate::fleet_bus::CatchUp::baseline(store.as_ref())?;
         let mut state = State::new(store, ca, evaluator)?;
+        if let Some(bus) = bus {
+            state.bus = bus;
+        }
         state.enrolled_validity = config.enrolled_validity;
         state.baseline_quorum = config.baseline_quorum;
         if !config.notify.is_empty() {
@@ -259,17 +268,19 @@ impl Collector {
 /// Opens the PostgreSQL store, the password from the file or the PG
 /// environment of this process.
 fn open_pg(cfg: &crate::config::PgStoreConfig) -> Result<crate::store::pg::PgStore, StoreError> {
+    crate::store::pg::PgStore::open(&pg_target(cfg)?)
+}
+
+fn pg_target(cfg: &crate::config::PgStoreConfig) -> Result<crate::store::pg::PgTarget, StoreError> {
     let env = |k: &str| std::env::var(k).ok();
-    let target =
-        crate::store::pg::target(&cfg.url, cfg.password_file.as_deref(), &env).map_err(|e| {
-            StoreError::Postgres {
-                what: "connecting".into(),
-                unreachable: e.is_unreachable(),
-                message: e.to_string(),
-                code: None,
-            }
-        })?;
-    crate::store::pg::PgStore::open(&target)
+    crate::store::pg::target(&cfg.url, cfg.password_file.as_deref(), &env).map_err(|e| {
+        StoreError::Postgres {
+            what: "connecting".into(),
+            unreachable: e.is_unreachable(),
+            message: e.to_string(),
+            code: None,
+        }
+    })
 }
 
 /// How long shutdown waits for the final sync.

@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod local;
+pub mod pg;
 #[cfg(test)]
 mod tests;
 
