@@ -37,6 +37,8 @@
 #                  The package's own cluster is neither made nor started.
 #                  initdb refuses root, so the tests run the server as the
 #                  unprivileged user driftwatch-pg, made here.
+#   visudo         `visudo -c -f` oracle for the sudoers parser
+#                  (agent/src/parse/sudoers/oracle.rs; Debian's sudo)
 # cargo-deb is installed by scripts/build-debs, the one place that uses it.
 # The Docker engine itself is the CI host's: the fleet tests fail, not skip,
 # under CI=true when it is missing.
@@ -55,6 +57,7 @@ command -v packer >/dev/null 2>&1 || need+=(packer)
 command -v setfacl >/dev/null 2>&1 || need+=(acl)
 command -v setfattr >/dev/null 2>&1 || need+=(attr)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -x /usr/sbin/visudo ] || need+=(sudo)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1; then
   apt-get update -qq

@@ -15,7 +15,7 @@
 use crate::proto::section::Body;
 use crate::proto::{
     AccountsSection, ContainersSection, ListeningSection, LogConfigSection, PackagesSection,
-    ProcessesSection, RaidSection, Section, SshKeysSection,
+    ProcessesSection, RaidSection, Section, SshKeysSection, SudoersSection,
 };
 
 pub const PROCESSES: usize = 100_000;
@@ -39,6 +39,8 @@ pub const ACCOUNTS: usize = 100_000;
 /// Listening sockets per host (a busy host has a few hundred; each UDP
 /// client socket bound to a port counts too).
 pub const SOCKETS: usize = 10_000;
+/// Sudo rules after alias expansion, Defaults entries, sudoers files.
+pub const SUDO_ITEMS: usize = 10_000;
 /// Lists inside one item (a container's mounts, ports, labels; a file's
 /// issues and malformed lines; an array's members), problems and errors.
 pub const SMALL: usize = 1_000;
@@ -127,6 +129,7 @@ pub fn apply(body: &mut Body, t: &mut Truncation) {
         Body::Packages(p) => packages(p, t),
         Body::Containers(c) => containers(c, t),
         Body::Accounts(a) => accounts(a, t),
+        Body::Sudoers(s) => sudoers(s, t),
         Body::Listening(l) => listening(l, t),
         Body::Updates(u) => {
             cut(&mut u.updates, "pending updates", PACKAGES, t);
@@ -158,6 +161,24 @@ fn processes(p: &mut ProcessesSection, t: &mut Truncation) {
 fn packages(p: &mut PackagesSection, t: &mut Truncation) {
     cut(&mut p.packages, "packages", PACKAGES, t);
     cut(&mut p.problems, "package problems", SMALL, t);
+}
+
+fn sudoers(s: &mut SudoersSection, t: &mut Truncation) {
+    cut(&mut s.files, "sudoers files", SUDO_ITEMS, t);
+    cut(&mut s.rules, "sudo rules", SUDO_ITEMS, t);
+    cut(&mut s.defaults, "sudoers defaults", SUDO_ITEMS, t);
+    cut(&mut s.problems, "sudoers problems", SMALL, t);
+    for r in &mut s.rules {
+        cut(&mut r.hosts, "hosts of a sudo rule", SMALL, t);
+        cut(&mut r.runas_users, "run-as users of a sudo rule", SMALL, t);
+        cut(
+            &mut r.runas_groups,
+            "run-as groups of a sudo rule",
+            SMALL,
+            t,
+        );
+        cut(&mut r.tags, "tags of a sudo rule", SMALL, t);
+    }
 }
 
 fn accounts(a: &mut AccountsSection, t: &mut Truncation) {

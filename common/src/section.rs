@@ -23,6 +23,8 @@ vocabulary! {
         Containers = "containers",
         /// Local users and groups, shadow's account state (no hashes).
         Accounts = "accounts",
+        /// Who may run what as whom through sudo.
+        Sudoers = "sudoers",
         /// Listening TCP and bound UDP sockets with their processes.
         Listening = "listening",
         /// Pending package updates from apt's cached indexes; reboot needed.
@@ -43,6 +45,7 @@ impl SectionKind {
             Body::Packages(_) => SectionKind::Packages,
             Body::Containers(_) => SectionKind::Containers,
             Body::Accounts(_) => SectionKind::Accounts,
+            Body::Sudoers(_) => SectionKind::Sudoers,
             Body::Listening(_) => SectionKind::Listening,
             Body::Updates(_) => SectionKind::Updates,
         }
@@ -65,7 +68,10 @@ impl SectionKind {
             | SectionKind::Containers
             | SectionKind::Listening
             | SectionKind::Updates => true,
-            SectionKind::SshKeys | SectionKind::Packages | SectionKind::Accounts => false,
+            SectionKind::SshKeys
+            | SectionKind::Packages
+            | SectionKind::Accounts
+            | SectionKind::Sudoers => false,
         }
     }
 
@@ -79,7 +85,8 @@ impl SectionKind {
             | SectionKind::Packages
             | SectionKind::LogConfig
             | SectionKind::Containers
-            | SectionKind::Accounts => true,
+            | SectionKind::Accounts
+            | SectionKind::Sudoers => true,
             SectionKind::Host
             | SectionKind::Processes
             | SectionKind::Raid

@@ -94,7 +94,7 @@ pub fn stable_body(body: &Body) -> Body {
             }
             Body::Updates(u)
         }
-        Body::SshKeys(_) | Body::Packages(_) | Body::Accounts(_) => body.clone(),
+        Body::SshKeys(_) | Body::Packages(_) | Body::Accounts(_) | Body::Sudoers(_) => body.clone(),
     }
 }
 

@@ -262,6 +262,48 @@ pub fn section(g: &mut Gen, kind: SectionKind) -> Section {
                 .collect(),
             shadow_read: g.bool(),
         }),
+        SectionKind::Sudoers => Body::Sudoers(SudoersSection {
+            files: (0..g.n(2))
+                .map(|_| SudoersFile {
+                    path: g.word(&["/etc/sudoers", "/etc/sudoers.d/ops"]),
+                    mode: 0o440,
+                    uid: g.0.u32(0..2),
+                    refused: g.word(&["", "world-writable"]),
+                    included_from: g.word(&["", "/etc/sudoers"]),
+                })
+                .collect(),
+            rules: (0..g.n(4))
+                .map(|_| SudoRule {
+                    file: "/etc/sudoers".into(),
+                    line: g.0.u32(1..40),
+                    principal: g.word(&["%sudo", "al", "root", "ALL"]),
+                    hosts: vec!["ALL".into()],
+                    runas_users: g.words(&["ALL", "root"], 1),
+                    runas_groups: g.words(&["ALL"], 1),
+                    command: g.word(&["ALL", "/usr/bin/systemctl restart nginx"]),
+                    nopasswd: g.bool(),
+                    tags: g.words(&["NOPASSWD", "SETENV"], 1),
+                    grants_root: g.bool(),
+                })
+                .collect(),
+            defaults: (0..g.n(2))
+                .map(|_| SudoDefault {
+                    file: "/etc/sudoers".into(),
+                    line: g.0.u32(1..40),
+                    scope: g.word(&["", ":al"]),
+                    name: g.word(&["env_reset", "!authenticate", "secure_path"]),
+                    value: g.word(&["", "/usr/bin"]),
+                })
+                .collect(),
+            problems: (0..g.n(1))
+                .map(|_| SudoersProblem {
+                    file: "/etc/sudoers".into(),
+                    line: g.0.u32(1..40),
+                    message: "syntax error".into(),
+                })
+                .collect(),
+            valid: g.bool(),
+        }),
         SectionKind::Listening => Body::Listening(ListeningSection {
             sockets: (0..g.n(5))
                 .map(|_| ListeningSocket {

@@ -15,6 +15,7 @@ pub mod passwd;
 pub mod processes;
 pub mod raid;
 pub mod ssh_keys;
+pub mod sudoers;
 pub mod updates;
 
 use std::time::Instant;
@@ -74,6 +75,7 @@ pub fn collector(kind: SectionKind) -> Box<dyn Collector> {
         SectionKind::Packages => Box::new(packages::PackagesCollector::default()),
         SectionKind::Containers => Box::new(containers::ContainersCollector::from_env()),
         SectionKind::Accounts => Box::new(accounts::AccountsCollector),
+        SectionKind::Sudoers => Box::new(sudoers::SudoersCollector),
         SectionKind::Listening => Box::new(listening::ListeningCollector::default()),
         SectionKind::Updates => Box::new(updates::UpdatesCollector::default()),
     }

@@ -16,6 +16,7 @@ pub mod rpm;
 pub mod rsyslog;
 pub mod sshd_config;
 pub mod storcli;
+pub mod sudoers;
 pub mod syslog_ng;
 pub mod verdict;
 

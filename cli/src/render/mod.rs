@@ -13,6 +13,7 @@ pub mod packages;
 pub mod processes;
 pub mod raid;
 pub mod ssh_keys;
+pub mod sudoers;
 pub mod table;
 pub mod updates;
 
@@ -113,6 +114,7 @@ fn body(b: &Body, opts: &Options) -> String {
         Body::LogConfig(l) => log_config::render(l),
         Body::Containers(c) => containers::render(c),
         Body::Accounts(a) => accounts::render(a),
+        Body::Sudoers(s) => sudoers::render(s),
         Body::Listening(l) => listening::render(l),
         Body::Updates(u) => updates::render(u, opts),
     }

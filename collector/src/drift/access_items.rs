@@ -2,7 +2,7 @@
 //! `accounts` (a user with uid and shell, a group's members) and `sudoers`
 //! (one rule per principal and command, in sudoers' own notation).
 
-use driftwatch_common::proto::AccountsSection;
+use driftwatch_common::proto::{AccountsSection, SudoRule, SudoersSection};
 use driftwatch_common::section::SectionKind;
 
 use super::items::Item;
@@ -47,6 +47,50 @@ pub(super) fn accounts(a: &AccountsSection) -> Vec<Item> {
                 text: format!("{m} in group {}", g.name),
             });
         }
+    }
+    v
+}
+
+/// A rule in sudoers' notation: `alice ALL=(ALL) NOPASSWD: ALL`.
+pub fn rule_text(r: &SudoRule) -> String {
+    let runas = if r.runas_groups.is_empty() {
+        r.runas_users.join(",")
+    } else {
+        format!("{}:{}", r.runas_users.join(","), r.runas_groups.join(","))
+    };
+    let nopasswd = if r.nopasswd { "NOPASSWD: " } else { "" };
+    format!(
+        "{} {}=({runas}) {nopasswd}{}",
+        r.principal,
+        r.hosts.join(","),
+        r.command
+    )
+}
+
+pub(super) fn sudoers(s: &SudoersSection) -> Vec<Item> {
+    let mut v: Vec<Item> = s
+        .rules
+        .iter()
+        .map(|r| {
+            let text = rule_text(r);
+            Item {
+                section: SectionKind::Sudoers,
+                key: text.clone(),
+                value: r.file.clone(),
+                peer: Some(text.clone()),
+                text,
+            }
+        })
+        .collect();
+    for f in s.files.iter().filter(|f| !f.refused.is_empty()) {
+        let key = format!("refused {}", f.path);
+        v.push(Item {
+            section: SectionKind::Sudoers,
+            key: key.clone(),
+            value: f.refused.clone(),
+            peer: None,
+            text: format!("{key}: {}", f.refused),
+        });
     }
     v
 }

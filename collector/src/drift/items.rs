@@ -238,6 +238,7 @@ pub fn items(s: &Section) -> Vec<Item> {
             v
         }
         Body::Accounts(a) => super::access_items::accounts(a),
+        Body::Sudoers(s) => super::access_items::sudoers(s),
         Body::Listening(l) => l.sockets.iter().map(listening_item).collect(),
         Body::Updates(u) => {
             let mut v: Vec<Item> = u

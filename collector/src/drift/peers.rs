@@ -30,6 +30,8 @@ pub fn severities(section: SectionKind) -> Option<(Severity, Severity)> {
         // An account only one host of a group has is a way in the others
         // lack; a missing one is usually a host not yet set up.
         SectionKind::Accounts => Some((High, Low)),
+        // A rule only one host has is a way to root the others lack.
+        SectionKind::Sudoers => Some((High, Medium)),
         // A port only one web host opens is what an intruder or a
         // forgotten debug server looks like; one the others have is a
         // service down.

@@ -81,7 +81,7 @@ fn names_parse_exactly_and_unknown_ones_are_named() {
         SectionKind::check_names(&["raid".into(), "keys".into(), "x".into()])
             .unwrap_err()
             .to_string(),
-        "unknown section \"keys\": use host, processes, ssh_keys, log_config, raid, packages, containers, accounts, listening, updates"
+        "unknown section \"keys\": use host, processes, ssh_keys, log_config, raid, packages, containers, accounts, sudoers, listening, updates"
     );
     assert!(SectionKind::check_names(&[]).is_ok());
     assert!("SSH_KEYS".parse::<SectionKind>().is_err());
