@@ -32,6 +32,20 @@ pub struct Policy {
     pub packages: Packages,
     #[serde(default)]
     pub accounts: Accounts,
+    #[serde(default)]
+    pub sudoers: Sudoers,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sudoers {
+    /// "No NOPASSWD ALL except listed users": a rule that runs any
+    /// command as root without a password is high, unless its principal
+    /// (`deploy`, `%ops`) is in `nopasswd_all_allowed`.
+    #[serde(default)]
+    pub forbid_nopasswd_all: bool,
+    #[serde(default)]
+    pub nopasswd_all_allowed: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -302,6 +316,26 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                     ));
                 }
             }
+            Some(Body::Sudoers(su)) if p.sudoers.forbid_nopasswd_all => {
+                for r in su.rules.iter().filter(|r| {
+                    r.nopasswd
+                        && r.grants_root
+                        && r.command == "ALL"
+                        && !p.sudoers.nopasswd_all_allowed.contains(&r.principal)
+                }) {
+                    let text = super::access_items::rule_text(r);
+                    out.push(d(
+                        SectionKind::Sudoers,
+                        text.clone(),
+                        Severity::High,
+                        "sudoers.forbid_nopasswd_all",
+                        format!(
+                            "{text} ({}:{}): root without a password for {} (not in nopasswd_all_allowed)",
+                            r.file, r.line, r.principal
+                        ),
+                    ));
+                }
+            }
             Some(Body::Packages(pk)) => {
                 for (name, min) in &p.packages.minimum {
                     for x in pk
@@ -409,6 +443,41 @@ mod access_tests {
         let off = parse("").unwrap();
         assert!(evaluate(&off, &users(&[("toor", 0)])).is_empty());
     }
+
+    #[test]
+    fn no_nopasswd_all_except_listed_users() {
+        use driftwatch_common::proto::{SudoRule, SudoersSection};
+        let rule = |who: &str, nopasswd: bool| SudoRule {
+            principal: who.into(),
+            hosts: vec!["ALL".into()],
+            runas_users: vec!["ALL".into()],
+            command: "ALL".into(),
+            nopasswd,
+            grants_root: true,
+            ..Default::default()
+        };
+        let snap = Snapshot {
+            sections: vec![ok_section(
+                Body::Sudoers(SudoersSection {
+                    rules: vec![
+                        rule("deploy", true),
+                        rule("alice", true),
+                        rule("bob", false),
+                    ],
+                    ..Default::default()
+                }),
+                0,
+            )],
+            ..Default::default()
+        };
+        let p =
+            parse("[sudoers]\nforbid_nopasswd_all = true\nnopasswd_all_allowed = [\"deploy\"]\n")
+                .unwrap();
+        let f = evaluate(&p, &snap);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].item, "alice ALL=(ALL) NOPASSWD: ALL");
+        assert_eq!(f[0].severity, Severity::High);
+    }
 }
 
 #[cfg(test)]
@@ -420,6 +489,6 @@ mod example {
         let p = super::parse(text).unwrap();
         assert!(p.containers.require_pinned && p.raid.require_healthy);
         assert_eq!(p.packages.minimum.len(), 2);
-        assert!(p.accounts.forbid_extra_root);
+        assert!(p.accounts.forbid_extra_root && p.sudoers.forbid_nopasswd_all);
     }
 }
