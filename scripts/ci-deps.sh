@@ -33,7 +33,8 @@
 #   postgresql     the store's PostgreSQL tests start a cluster of their own
 #                  (tests/src/pg.rs: initdb in a temp dir, a unix socket):
 #                  collector/tests/pg_connect.rs (sslmode against a real
-#                  TLS server), collector/tests/store_conformance.rs.
+#                  TLS server), collector/tests/store_conformance.rs,
+#                  tests/tests/e2e/pgstore.rs.
 #                  The package's own cluster is neither made nor started.
 #                  initdb refuses root, so the tests run the server as the
 #                  unprivileged user driftwatch-pg, made here.

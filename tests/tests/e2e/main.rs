@@ -20,6 +20,7 @@ mod metrics;
 mod notify;
 mod offboard;
 mod packaging;
+mod pgstore;
 mod prometheus;
 mod reliability;
 mod report;
