@@ -90,10 +90,9 @@ pub fn items(s: &Section) -> Vec<Item> {
                 })
                 .collect()
         }
-        Body::SshKeys(k) => k
-            .files
-            .iter()
-            .flat_map(|f| {
+        Body::SshKeys(k) => sshd_items(k)
+            .into_iter()
+            .chain(k.files.iter().flat_map(|f| {
                 f.keys
                     .iter()
                     .filter(|k| !k.fingerprint.is_empty())
@@ -121,7 +120,7 @@ pub fn items(s: &Section) -> Vec<Item> {
                                 .to_string(),
                         )
                     })
-            })
+            }))
             .collect(),
         Body::Packages(p) => p
             .packages
@@ -305,6 +304,42 @@ pub fn items(s: &Section) -> Vec<Item> {
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out.dedup_by(|a, b| a.key == b.key);
     out
+}
+
+/// The sshd settings that decide who gets in, global and per Match
+/// block: history shows when one changed, peers when one host differs.
+fn sshd_items(k: &driftwatch_common::proto::SshKeysSection) -> Vec<Item> {
+    let Some(s) = &k.sshd else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    let mut push = |place: &str, x: &driftwatch_common::proto::SshdSetting| {
+        let key = format!("sshd {}{place}", x.keyword);
+        let text = format!("{key} {}", x.value);
+        v.push(item(
+            SectionKind::SshKeys,
+            key,
+            x.value.clone(),
+            Some(text.clone()),
+            text,
+        ));
+    };
+    for x in [
+        &s.password_authentication,
+        &s.permit_root_login,
+        &s.pubkey_authentication,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        push("", x);
+    }
+    for b in &s.match_blocks {
+        for x in &b.settings {
+            push(&format!(" (Match {})", b.criteria), x);
+        }
+    }
+    v
 }
 
 /// A listener: keyed by protocol, address and port on the host; compared

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod items;
 pub mod peers;
 pub mod policy;
+mod policy_netsec;
 
 use driftwatch_common::proto::{Baseline, Finding, HostSummary, Snapshot};
 use driftwatch_common::section::SectionKind;

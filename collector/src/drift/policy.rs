@@ -34,6 +34,12 @@ pub struct Policy {
     pub accounts: Accounts,
     #[serde(default)]
     pub sudoers: Sudoers,
+    #[serde(default)]
+    pub sshd: Sshd,
+    #[serde(default)]
+    pub listening: Listening,
+    #[serde(default)]
+    pub updates: Updates,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -48,12 +54,47 @@ pub struct Sudoers {
     pub nopasswd_all_allowed: Vec<String>,
 }
 
+/// sshd settings every host must have, as the agent reports them (values
+/// lower-cased, sshd's defaults filled in). Checked globally and in every
+/// Match block that sets the keyword: a block turning password logins
+/// back on for some connections violates the rule too.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sshd {
+    /// "no" or "yes".
+    pub password_authentication: Option<String>,
+    /// Accepted values: ["no", "prohibit-password"].
+    #[serde(default)]
+    pub permit_root_login: Vec<String>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Accounts {
     /// "No uid 0 but root": any other account with uid 0 is critical.
     #[serde(default)]
     pub forbid_extra_root: bool,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listening {
+    /// Group label value → ports hosts of that group may listen on beyond
+    /// loopback: "tcp/22", "udp/123". "*" for a host whose group has no
+    /// entry; a host matched by neither is not judged.
+    #[serde(default)]
+    pub allowed_ports: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Updates {
+    /// More pending security updates than this is a finding.
+    pub max_pending_security: Option<u64>,
+    /// Indexes older than this (days before the snapshot) are stale.
+    pub max_index_age_days: Option<u64>,
+    /// A reboot required for longer than this (days) is a finding.
+    pub reboot_grace_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -139,12 +180,22 @@ fn process_matches(pattern: &str, user: &str, exe: &str) -> bool {
     }
 }
 
-/// Policy findings for one host's latest snapshot.
+/// Policy findings for one host's latest snapshot. Ages are measured to
+/// the snapshot's collection time, not the clock: evaluation stays a pure
+/// function of stored data (a host that stops reporting is stale anyway).
 pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
     let mut out = Vec::new();
+    let group = snap
+        .labels
+        .iter()
+        .find(|l| l.key == "group")
+        .map(|l| l.value.as_str());
     for s in snap.sections.iter().filter(|s| CollectionStatus::is_ok(s)) {
         match &s.body {
             Some(Body::SshKeys(k)) => {
+                if let Some(sshd) = &k.sshd {
+                    out.extend(super::policy_netsec::sshd(&p.sshd, sshd));
+                }
                 for f in &k.files {
                     for key in f.keys.iter().filter(|k| !k.fingerprint.is_empty()) {
                         let item = format!("{} {}", f.user, key.fingerprint);
@@ -354,6 +405,16 @@ pub fn evaluate(p: &Policy, snap: &Snapshot) -> Vec<Draft> {
                         }
                     }
                 }
+            }
+            Some(Body::Listening(l)) => {
+                out.extend(super::policy_netsec::listening(&p.listening, group, l));
+            }
+            Some(Body::Updates(u)) => {
+                out.extend(super::policy_netsec::updates(
+                    &p.updates,
+                    u,
+                    snap.collected_at_ms,
+                ));
             }
             _ => {}
         }

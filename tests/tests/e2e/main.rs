@@ -17,6 +17,7 @@ mod identity;
 mod image;
 mod loadgen;
 mod metrics;
+mod netsec;
 mod notify;
 mod offboard;
 mod packaging;
