@@ -18,27 +18,11 @@ pub struct Account {
 /// number and a reason, never dropped silently.
 pub fn parse(text: &str) -> (Vec<Account>, Vec<(usize, String)>) {
     let mut accounts = Vec::new();
-    let mut errors = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        // NIS compat lines (+, -) carry no local account.
-        if line.starts_with('+') || line.starts_with('-') {
-            continue;
-        }
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() != 7 {
-            errors.push((
-                i + 1,
-                format!("expected 7 ':'-separated fields, found {}", f.len()),
-            ));
-            continue;
-        }
+    let (records, mut errors) = crate::parse::colon_file::records(text, 7);
+    for (line_no, f) in records {
         let (Ok(uid), Ok(gid)) = (f[2].parse(), f[3].parse()) else {
             errors.push((
-                i + 1,
+                line_no,
                 format!("uid {:?} or gid {:?} is not a number", f[2], f[3]),
             ));
             continue;
@@ -52,6 +36,8 @@ pub fn parse(text: &str) -> (Vec<Account>, Vec<(usize, String)>) {
             passwd_state: (f[1] != "x").then(|| crate::parse::accounts::password_state(f[1])),
         });
     }
+    // Field-count problems came first: report them all in line order.
+    errors.sort_by_key(|p| p.0);
     (accounts, errors)
 }
 

@@ -14,35 +14,19 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
-/// A malformed line: 1-based number and why.
-pub type LineProblem = (usize, String);
+pub use super::colon_file::LineProblem;
 
 /// Parses group text. NIS compat lines (`+`, `-`) carry no local group.
 pub fn parse_group(text: &str) -> (Vec<Group>, Vec<LineProblem>) {
     let mut groups = Vec::new();
-    let mut problems = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('+') || line.starts_with('-') {
-            continue;
-        }
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() != 4 {
-            problems.push((
-                i + 1,
-                format!("expected 4 ':'-separated fields, found {}", f.len()),
-            ));
-            continue;
-        }
+    let (records, mut problems) = super::colon_file::records(text, 4);
+    for (line_no, f) in records {
         if f[0].is_empty() {
-            problems.push((i + 1, "empty group name".into()));
+            problems.push((line_no, "empty group name".into()));
             continue;
         }
         let Ok(gid) = f[2].parse() else {
-            problems.push((i + 1, format!("gid {:?} is not a number", f[2])));
+            problems.push((line_no, format!("gid {:?} is not a number", f[2])));
             continue;
         };
         let mut members: Vec<String> = f[3]
@@ -59,6 +43,8 @@ pub fn parse_group(text: &str) -> (Vec<Group>, Vec<LineProblem>) {
             members,
         });
     }
+    // Field-count problems came first: report them all in line order.
+    problems.sort_by_key(|p| p.0);
     (groups, problems)
 }
 
@@ -108,27 +94,12 @@ fn day(field: &str) -> Result<Option<i64>, ()> {
 /// by number and field position only: its content may be a hash.
 pub fn shadow_states(text: &str) -> (Vec<ShadowState>, Vec<LineProblem>) {
     let mut out = Vec::new();
-    let mut problems = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('+') || line.starts_with('-') {
-            continue;
-        }
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() != 9 {
-            problems.push((
-                i + 1,
-                format!("expected 9 ':'-separated fields, found {}", f.len()),
-            ));
-            continue;
-        }
+    let (records, mut problems) = super::colon_file::records(text, 9);
+    for (line_no, f) in records {
         let (Ok(last_change), Ok(max_age), Ok(expires_day)) = (day(f[2]), day(f[4]), day(f[7]))
         else {
             problems.push((
-                i + 1,
+                line_no,
                 "last change, maximum age or expiry is not a number of days".into(),
             ));
             continue;
@@ -146,6 +117,8 @@ pub fn shadow_states(text: &str) -> (Vec<ShadowState>, Vec<LineProblem>) {
             password_expires_day,
         });
     }
+    // Field-count problems came first: report them all in line order.
+    problems.sort_by_key(|p| p.0);
     (out, problems)
 }
 

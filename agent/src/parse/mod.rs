@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod apt;
 pub mod authorized_keys;
+pub mod colon_file;
 pub mod dpkg;
 pub mod journald;
 pub mod logrotate;
